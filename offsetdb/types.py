@@ -1,0 +1,385 @@
+"""SQL column types: their Python values, coercion, and the primitive form kept on disk.
+
+A value has three forms:
+
+- *logical*, what users and the SQL engine see: ``int``, ``float``, ``Decimal``,
+  ``str``, ``bool``, ``datetime.date``, ``datetime.datetime`` (naive, UTC), ``bytes``;
+- *primitive*, what RocksDB state holds (through ``marshal``): the same, except DATE as
+  days since 1970-01-01, TIMESTAMP as microseconds since the epoch and NUMERIC as its
+  canonical decimal string, so that every stored value is an int, float, str, bytes,
+  bool or None and encodes deterministically;
+- *Avro*, in log records: see :mod:`offsetdb.schemas.codec`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import enum
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from offsetdb import errors
+
+EPOCH_DATE = dt.date(1970, 1, 1)
+EPOCH = dt.datetime(1970, 1, 1)
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+
+
+class Kind(enum.Enum):
+    """The type families offsetdb stores."""
+
+    INTEGER = "INTEGER"
+    BIGINT = "BIGINT"
+    DOUBLE = "DOUBLE PRECISION"
+    REAL = "REAL"
+    NUMERIC = "NUMERIC"
+    TEXT = "TEXT"
+    VARCHAR = "VARCHAR"
+    BOOLEAN = "BOOLEAN"
+    DATE = "DATE"
+    TIMESTAMP = "TIMESTAMP"
+    BYTEA = "BYTEA"
+
+
+@dataclass(frozen=True)
+class SqlType:
+    """A column type: its kind and optional modifiers (VARCHAR(n), NUMERIC(p, s))."""
+
+    kind: Kind
+    length: int | None = None
+    precision: int | None = None
+    scale: int | None = None
+
+    def __str__(self) -> str:
+        if self.kind is Kind.VARCHAR and self.length is not None:
+            return f"VARCHAR({self.length})"
+        if self.kind is Kind.NUMERIC and self.precision is not None:
+            return f"NUMERIC({self.precision},{self.scale or 0})"
+        return self.kind.value
+
+    @property
+    def python_type(self) -> type:
+        """The Python class of this type's logical values."""
+        return _PYTHON_TYPES[self.kind]
+
+
+_PYTHON_TYPES: dict[Kind, type] = {
+    Kind.INTEGER: int,
+    Kind.BIGINT: int,
+    Kind.DOUBLE: float,
+    Kind.REAL: float,
+    Kind.NUMERIC: decimal.Decimal,
+    Kind.TEXT: str,
+    Kind.VARCHAR: str,
+    Kind.BOOLEAN: bool,
+    Kind.DATE: dt.date,
+    Kind.TIMESTAMP: dt.datetime,
+    Kind.BYTEA: bytes,
+}
+
+# Names accepted in CREATE TABLE (lower case), as sqlglot's DataType.Type names or SQL.
+_TYPE_NAMES: dict[str, Kind] = {
+    "int": Kind.INTEGER,
+    "integer": Kind.INTEGER,
+    "int4": Kind.INTEGER,
+    "smallint": Kind.INTEGER,
+    "int2": Kind.INTEGER,
+    "tinyint": Kind.INTEGER,
+    "bigint": Kind.BIGINT,
+    "int8": Kind.BIGINT,
+    "double": Kind.DOUBLE,
+    "double precision": Kind.DOUBLE,
+    "float": Kind.DOUBLE,
+    "float8": Kind.DOUBLE,
+    "real": Kind.REAL,
+    "float4": Kind.REAL,
+    "numeric": Kind.NUMERIC,
+    "decimal": Kind.NUMERIC,
+    "text": Kind.TEXT,
+    "string": Kind.TEXT,
+    "varchar": Kind.VARCHAR,
+    "char": Kind.VARCHAR,
+    "nvarchar": Kind.VARCHAR,
+    "nchar": Kind.VARCHAR,
+    "character varying": Kind.VARCHAR,
+    "boolean": Kind.BOOLEAN,
+    "bool": Kind.BOOLEAN,
+    "date": Kind.DATE,
+    "timestamp": Kind.TIMESTAMP,
+    "datetime": Kind.TIMESTAMP,
+    "bytea": Kind.BYTEA,
+    "blob": Kind.BYTEA,
+    "varbinary": Kind.BYTEA,
+    "binary": Kind.BYTEA,
+}
+
+
+def type_from_name(
+    name: str, length: int | None = None, precision: int | None = None, scale: int | None = None
+) -> SqlType:
+    """The SqlType for a type name as written in SQL, or 0A000 naming it."""
+    kind = _TYPE_NAMES.get(name.strip().lower())
+    if kind is None:
+        raise errors.not_supported(f"type {name.upper()}")
+    if kind is Kind.VARCHAR:
+        return SqlType(kind, length=length)
+    if kind is Kind.NUMERIC:
+        return SqlType(kind, precision=precision, scale=scale if precision is not None else None)
+    return SqlType(kind)
+
+
+# --- coercion: any Python value to a column's logical value ---------------------------
+
+
+def coerce(value: Any, sql_type: SqlType, column: str = "?") -> Any:
+    """Convert ``value`` to ``sql_type``'s logical form, or raise a DataError naming it.
+
+    ``None`` passes through (NOT NULL is checked by the caller). Strings are parsed
+    (``'42'`` into INTEGER, ``'2024-01-31'`` into DATE), as PostgreSQL does for literals.
+    """
+    if value is None:
+        return None
+    try:
+        return _COERCE[sql_type.kind](value, sql_type)
+    except errors.Error:
+        raise
+    except (ValueError, TypeError, ArithmeticError, OverflowError) as e:
+        shown = value if not isinstance(value, bytes) else value[:20]
+        raise errors.InvalidTextRepresentation(
+            f"invalid input for column {column} of type {sql_type}: {shown!r}"
+        ) from e
+
+
+def _to_int(value: Any, t: SqlType) -> int:
+    if isinstance(value, bool):
+        result = int(value)
+    elif isinstance(value, int):
+        result = value
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise errors.NumericValueOutOfRange(f"{value} is out of range for type {t}")
+        result = int(round(value))
+    elif isinstance(value, decimal.Decimal):
+        result = int(value.to_integral_value(rounding=decimal.ROUND_HALF_UP))
+    elif isinstance(value, str):
+        result = int(value.strip())
+    else:
+        raise TypeError(type(value))
+    lo, hi = (INT32_MIN, INT32_MAX) if t.kind is Kind.INTEGER else (INT64_MIN, INT64_MAX)
+    if not lo <= result <= hi:
+        raise errors.NumericValueOutOfRange(f"value {result} is out of range for type {t}")
+    return result
+
+
+def _to_float(value: Any, t: SqlType) -> float:
+    if isinstance(value, (int, float, decimal.Decimal)) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str):
+        return float(value.strip())
+    raise TypeError(type(value))
+
+
+def _to_decimal(value: Any, t: SqlType) -> decimal.Decimal:
+    if isinstance(value, bool):
+        raise TypeError(bool)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise errors.NumericValueOutOfRange(f"{value} is out of range for type {t}")
+        result = decimal.Decimal(repr(value))
+    elif isinstance(value, (int, decimal.Decimal)):
+        result = decimal.Decimal(value)
+    elif isinstance(value, str):
+        result = decimal.Decimal(value.strip())
+    else:
+        raise TypeError(type(value))
+    if not result.is_finite():
+        raise errors.NumericValueOutOfRange(f"{value} is out of range for type {t}")
+    if t.scale is not None:
+        result = result.quantize(decimal.Decimal(1).scaleb(-t.scale), rounding=decimal.ROUND_HALF_UP)
+    if t.precision is not None:
+        digits = len(result.as_tuple().digits)
+        exponent = int(result.as_tuple().exponent)
+        integer_digits = digits + exponent if exponent < 0 else digits + exponent
+        if result != 0 and integer_digits > t.precision - (t.scale or 0):
+            raise errors.NumericValueOutOfRange(f"numeric field overflow: {value} does not fit {t}")
+    return result
+
+
+def _to_text(value: Any, t: SqlType) -> str:
+    if isinstance(value, bool):
+        result = "true" if value else "false"
+    elif isinstance(value, str):
+        result = value
+    elif isinstance(value, (int, float, decimal.Decimal)):
+        result = str(value)
+    elif isinstance(value, dt.datetime):
+        result = value.isoformat(sep=" ")
+    elif isinstance(value, dt.date):
+        result = value.isoformat()
+    else:
+        raise TypeError(type(value))
+    if t.length is not None and len(result) > t.length:
+        raise errors.StringDataRightTruncation(f"value too long for type {t}: {result[:40]!r}")
+    return result
+
+
+_TRUE_STRINGS = {"t", "true", "yes", "y", "on", "1"}
+_FALSE_STRINGS = {"f", "false", "no", "n", "off", "0"}
+
+
+def _to_bool(value: Any, t: SqlType) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        lowered = value.strip().lower()
+        if lowered in _TRUE_STRINGS:
+            return True
+        if lowered in _FALSE_STRINGS:
+            return False
+    raise ValueError(value)
+
+
+def _to_date(value: Any, t: SqlType) -> dt.date:
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value.strip()[:10])
+        except ValueError as e:
+            raise errors.InvalidDatetimeFormat(f"invalid input syntax for type date: {value!r}") from e
+    raise TypeError(type(value))
+
+
+def _to_timestamp(value: Any, t: SqlType) -> dt.datetime:
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(dt.UTC).replace(tzinfo=None)
+        return value
+    if isinstance(value, dt.date):
+        return dt.datetime(value.year, value.month, value.day)
+    if isinstance(value, str):
+        try:
+            parsed = dt.datetime.fromisoformat(value.strip())
+        except ValueError as e:
+            raise errors.InvalidDatetimeFormat(
+                f"invalid input syntax for type timestamp: {value!r}"
+            ) from e
+        return _to_timestamp(parsed, t)
+    raise TypeError(type(value))
+
+
+def _to_bytes(value: Any, t: SqlType) -> bytes:
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value)
+    if isinstance(value, str):
+        if value.startswith("\\x"):
+            return bytes.fromhex(value[2:])
+        return value.encode()
+    raise TypeError(type(value))
+
+
+_COERCE: dict[Kind, Callable[[Any, SqlType], Any]] = {
+    Kind.INTEGER: _to_int,
+    Kind.BIGINT: _to_int,
+    Kind.DOUBLE: _to_float,
+    Kind.REAL: _to_float,
+    Kind.NUMERIC: _to_decimal,
+    Kind.TEXT: _to_text,
+    Kind.VARCHAR: _to_text,
+    Kind.BOOLEAN: _to_bool,
+    Kind.DATE: _to_date,
+    Kind.TIMESTAMP: _to_timestamp,
+    Kind.BYTEA: _to_bytes,
+}
+
+
+# --- primitive form (RocksDB state) ---------------------------------------------------
+
+
+def _date_to_days(value: dt.date) -> int:
+    return (value - EPOCH_DATE).days
+
+
+def _days_to_date(days: int) -> dt.date:
+    return EPOCH_DATE + dt.timedelta(days=days)
+
+
+def _timestamp_to_micros(value: dt.datetime) -> int:
+    delta = value - EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def _micros_to_timestamp(micros: int) -> dt.datetime:
+    return EPOCH + dt.timedelta(microseconds=micros)
+
+
+def _decimal_to_str(value: decimal.Decimal) -> str:
+    return str(value)
+
+
+_TO_PRIMITIVE: dict[Kind, Callable[[Any], Any]] = {
+    Kind.DATE: _date_to_days,
+    Kind.TIMESTAMP: _timestamp_to_micros,
+    Kind.NUMERIC: _decimal_to_str,
+}
+_FROM_PRIMITIVE: dict[Kind, Callable[[Any], Any]] = {
+    Kind.DATE: _days_to_date,
+    Kind.TIMESTAMP: _micros_to_timestamp,
+    Kind.NUMERIC: decimal.Decimal,
+}
+
+
+def row_converters(
+    types: tuple[SqlType, ...],
+) -> tuple[Callable[[tuple[Any, ...]], tuple[Any, ...]], Callable[[tuple[Any, ...]], tuple[Any, ...]]]:
+    """Functions turning a logical row into its primitive form and back, for these types.
+
+    Built once per table version; when no column needs conversion they are the identity,
+    so reads of all-int/float/text tables cost nothing here.
+    """
+    to_fns = [(_TO_PRIMITIVE.get(t.kind), i) for i, t in enumerate(types)]
+    from_fns = [(_FROM_PRIMITIVE.get(t.kind), i) for i, t in enumerate(types)]
+    to_active = [(f, i) for f, i in to_fns if f is not None]
+    from_active = [(f, i) for f, i in from_fns if f is not None]
+    if not to_active:
+
+        def identity(row: tuple[Any, ...]) -> tuple[Any, ...]:
+            return row
+
+        return identity, identity
+
+    def to_primitive(row: tuple[Any, ...]) -> tuple[Any, ...]:
+        out = list(row)
+        for fn, i in to_active:
+            if out[i] is not None:
+                out[i] = fn(out[i])
+        return tuple(out)
+
+    def from_primitive(row: tuple[Any, ...]) -> tuple[Any, ...]:
+        out = list(row)
+        for fn, i in from_active:
+            if out[i] is not None:
+                out[i] = fn(out[i])
+        return tuple(out)
+
+    return to_primitive, from_primitive
+
+
+def to_primitive(value: Any, sql_type: SqlType) -> Any:
+    """One logical value in its primitive (stored) form."""
+    fn = _TO_PRIMITIVE.get(sql_type.kind)
+    return value if fn is None or value is None else fn(value)
+
+
+def from_primitive(value: Any, sql_type: SqlType) -> Any:
+    """One primitive (stored) value back in its logical form."""
+    fn = _FROM_PRIMITIVE.get(sql_type.kind)
+    return value if fn is None or value is None else fn(value)
