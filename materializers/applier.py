@@ -1,0 +1,557 @@
+"""The materializer: reads the log in order, certifies each transaction, applies it.
+
+Contract (what every node relies on):
+
+- Records are applied strictly in offset order; applying offset ``n`` asserts
+  ``n == next_offset`` first.
+- Everything one record changes (row versions, unique-index entries, catalog entries,
+  the transaction's outcome) and the new ``next_offset`` go into one RocksDB WriteBatch,
+  so a crash at any instant leaves either all of it or none, and a restart resumes at
+  exactly the first record not applied.
+- Certification (:mod:`offsetdb.materializers.certifier`) decides from the log and the
+  state at ``n - 1`` only; an abort is a deterministic outcome, recorded like a commit.
+  Any other error while applying is not deterministic: the materializer stops and the
+  database refuses further work rather than diverge from other replicas.
+"""
+
+from __future__ import annotations
+
+import marshal
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from rocksdict import WriteBatch
+
+from offsetdb import errors
+from offsetdb.config import Config
+from offsetdb.keys import (
+    CATALOG_TABLE_ID,
+    U64,
+    decode_key,
+    describe_key,
+    encode_key,
+    hidden_row_key,
+    index_prefix,
+    u64,
+    version_key,
+)
+from offsetdb.log import Log, LogEntry
+from offsetdb.materializers import mvcc
+from offsetdb.materializers.catalog import Catalog, CatalogVersion, TableDef
+from offsetdb.materializers.certifier import CertificationWindow, Predicate
+from offsetdb.schemas.codec import decode_images, decode_log_record
+from offsetdb.store import Store
+
+NEXT_OFFSET_KEY = b"next_offset"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What certification decided for the transaction at ``offset``."""
+
+    offset: int
+    txn_id: str
+    committed: bool
+    sqlstate: str | None = None
+    message: str | None = None
+
+    def raise_if_aborted(self) -> None:
+        """Raise the error that aborted the transaction, if it did."""
+        if self.committed:
+            return
+        error_class = _ERRORS_BY_STATE.get(self.sqlstate or "", errors.SerializationFailure)
+        raise error_class(self.message or "transaction aborted", self.sqlstate)
+
+
+_ERRORS_BY_STATE: dict[str, type[errors.Error]] = {
+    "40001": errors.SerializationFailure,
+    "72000": errors.SnapshotTooOld,
+    "23505": errors.UniqueViolation,
+    "23502": errors.NotNullViolation,
+    "42P07": errors.DuplicateTable,
+    "42P01": errors.UndefinedTable,
+}
+
+
+@dataclass(slots=True)
+class _TableOps:
+    """One table's writes in a transaction, decoded."""
+
+    table: TableDef
+    ops: list[str]
+    keys: list[bytes]
+    befores: list[tuple[Any, ...] | None]
+    afters: list[tuple[Any, ...] | None]
+
+
+def table_id_for(offset: int) -> int:
+    """The id of a table created by the record at ``offset`` (0 is the catalog's own)."""
+    return offset + 1
+
+
+def _outcome_key(offset: int) -> bytes:
+    return b"o" + u64(offset)
+
+
+def _txn_key(txn_id: str) -> bytes:
+    return b"t" + txn_id.encode()
+
+
+def _catalog_entry(name: str) -> bytes:
+    return encode_key([name])
+
+
+class Materializer:
+    """Applies one database's log to a node's RocksDB state."""
+
+    def __init__(
+        self,
+        store: Store,
+        log: Log,
+        config: Config,
+        progress: Callable[[int, int, float], None] | None = None,
+    ) -> None:
+        self._store = store
+        self._log = log
+        self._config = config
+        self._data_cf = store.handle("data")
+        self._index_cf = store.handle("index")
+        self._txns_cf = store.handle("txns")
+        self._meta_cf = store.handle("meta")
+        self._apply_lock = threading.Lock()
+        self._applied = threading.Condition(threading.Lock())
+        self._outcomes: OrderedDict[int, Outcome] = OrderedDict()
+        self._failure: BaseException | None = None
+        self._progress = progress
+        stored = store.meta.get(NEXT_OFFSET_KEY)
+        # The next offset to apply, i.e. the last applied offset + 1 (bytewax's convention).
+        self._next_offset: int = U64.unpack(stored)[0] if stored is not None else 0
+        self.catalog = self._load_catalog()
+        self.window = CertificationWindow(config.certification_window)
+        self._rebuild_window()
+
+    # --- state visible to readers -----------------------------------------------------
+
+    @property
+    def next_offset(self) -> int:
+        """The next offset to apply; every record below it is applied."""
+        return self._next_offset
+
+    @property
+    def applied_offset(self) -> int:
+        """The newest applied offset (-1 before the first): the latest snapshot."""
+        return self._next_offset - 1
+
+    def check_healthy(self) -> None:
+        """Raise if applying the log failed, since state would then be behind the log."""
+        if self._failure is not None:
+            raise errors.InternalError(
+                f"the materializer stopped at offset {self._next_offset}: {self._failure}; "
+                "restart the process to retry (state is intact up to that offset)"
+            ) from self._failure
+
+    def wait_applied(self, offset: int, timeout: float | None) -> bool:
+        """Wait until ``offset`` is applied; False if ``timeout`` passed first."""
+        with self._applied:
+            ok = self._applied.wait_for(
+                lambda: self._next_offset > offset or self._failure is not None, timeout
+            )
+        self.check_healthy()
+        return ok
+
+    def outcome(self, offset: int) -> Outcome:
+        """The certification outcome of the transaction at ``offset`` (applied)."""
+        cached = self._outcomes.get(offset)
+        if cached is not None:
+            return cached
+        raw = self._store.txns.get(_outcome_key(offset))
+        if raw is None:
+            raise errors.InternalError(f"no transaction outcome recorded at offset {offset}")
+        txn_id, committed, sqlstate, message = marshal.loads(raw)
+        return Outcome(offset, txn_id, committed, sqlstate, message)
+
+    def offset_of_txn(self, txn_id: str) -> int | None:
+        """The offset at which transaction ``txn_id`` was applied, if it was."""
+        raw = self._store.txns.get(_txn_key(txn_id))
+        return None if raw is None else U64.unpack(raw)[0]
+
+    # --- applying ---------------------------------------------------------------------
+
+    def catch_up(self, until: int | None = None) -> int:
+        """Apply every record in the log (or up to offset ``until``); returns how many."""
+        self.check_healthy()
+        applied = 0
+        with self._apply_lock:
+            target = self._log.end_offset() if until is None else until + 1
+            started = time.monotonic()
+            while self._next_offset < target:
+                entries = self._log.read(self._next_offset, 1000, timeout=0)
+                if not entries:
+                    break
+                for entry in entries:
+                    self._apply_entry(entry)
+                applied += len(entries)
+                if self._progress is not None:
+                    self._progress(self._next_offset, target, time.monotonic() - started)
+        return applied
+
+    def _apply_entry(self, entry: LogEntry) -> None:
+        offset = entry.offset
+        try:
+            if offset != self._next_offset:
+                raise errors.InternalError(
+                    f"log offset {offset} delivered when {self._next_offset} was expected"
+                )
+            body_type, body = decode_log_record(entry.value)
+            batch = WriteBatch(raw_mode=True)
+            outcome, publish = None, None
+            if body_type == "Transaction":
+                outcome, publish = self._apply_transaction(offset, body, batch)
+            batch.put(NEXT_OFFSET_KEY, u64(offset + 1), self._meta_cf)
+            self._store.db.write(batch)
+            # Only now may readers see the new catalog and certification see the writes:
+            # they must never run ahead of the rows they describe.
+            if publish is not None:
+                catalog, written = publish
+                if catalog is not self.catalog.latest():
+                    self.catalog.publish(catalog)
+                self.window.add(offset, written)
+            else:
+                self.window.add(offset, {})
+        except BaseException as e:
+            with self._applied:
+                self._failure = e
+                self._applied.notify_all()
+            raise
+        with self._applied:
+            if outcome is not None:
+                self._outcomes[offset] = outcome
+                if len(self._outcomes) > 50_000:
+                    self._outcomes.popitem(last=False)
+            self._next_offset = offset + 1
+            self._applied.notify_all()
+
+    def _apply_transaction(
+        self, offset: int, txn: dict[str, Any], batch: WriteBatch
+    ) -> tuple[Outcome, tuple[CatalogVersion, dict[int, list[bytes]]] | None]:
+        txn_id = txn["txn_id"]
+        try:
+            catalog, created = self._certify_ddl(offset, txn)
+            groups = self._decode_writes(offset, txn, catalog, created)
+            snapshot = txn["snapshot_offset"]
+            if snapshot < offset - self.window.size - 1:
+                raise errors.SnapshotTooOld(
+                    f"transaction read at offset {snapshot}, more than "
+                    f"{self.window.size} offsets before its commit at {offset}; retry it"
+                )
+            if txn["isolation"] == "SERIALIZABLE":
+                self._certify_reads(snapshot, txn)
+            self._certify_writes(snapshot, offset, groups)
+        except errors.Error as e:
+            if not e.deterministic:
+                raise
+            outcome = Outcome(offset, txn_id, False, e.sqlstate, e.message)
+        else:
+            outcome = Outcome(offset, txn_id, True)
+            written = self._write_rows(offset, groups, batch)
+            if catalog is not self.catalog.latest():
+                self._write_catalog(offset, txn, catalog, batch)
+        batch.put(
+            _outcome_key(offset),
+            marshal.dumps((txn_id, outcome.committed, outcome.sqlstate, outcome.message)),
+            self._txns_cf,
+        )
+        batch.put(_txn_key(txn_id), u64(offset), self._txns_cf)
+        if outcome.committed:
+            return outcome, (catalog, written)
+        return outcome, None
+
+    # --- certification ----------------------------------------------------------------
+
+    def _certify_ddl(
+        self, offset: int, txn: dict[str, Any]
+    ) -> tuple[CatalogVersion, dict[str, TableDef]]:
+        catalog = self.catalog.latest()
+        if not txn["ddl"]:
+            return catalog, {}
+        created: dict[str, TableDef] = {}
+        dropped: list[str] = []
+        tables = {t.name: t for t in catalog.tables()}
+        for ddl in txn["ddl"]:
+            name = ddl["table"]
+            if ddl["op"] == "CREATE_TABLE":
+                if name in tables:
+                    raise errors.DuplicateTable(f'relation "{name}" already exists')
+                definition = TableDef.from_dict(ddl["definition"]).with_id(table_id_for(offset))
+                tables[name] = definition
+                created[name] = definition
+            else:
+                current = tables.get(name)
+                if current is None or current.table_id != ddl["table_id"]:
+                    raise errors.SerializationFailure(
+                        f'could not serialize access: table "{name}" was dropped or '
+                        "replaced by a concurrent transaction"
+                    )
+                del tables[name]
+                created.pop(name, None)
+                dropped.append(name)
+        # A table created and dropped in one transaction never reaches the catalog.
+        return catalog.with_changes(offset, list(created.values()), dropped), created
+
+    def _decode_writes(
+        self,
+        offset: int,
+        txn: dict[str, Any],
+        catalog: CatalogVersion,
+        created: dict[str, TableDef],
+    ) -> list[_TableOps]:
+        groups = []
+        for group in txn["tables"]:
+            name = group["table"]
+            if group["table_id"] == 0:
+                table = created.get(name)
+            else:
+                table = catalog.by_id(group["table_id"])
+            if table is None or table.schema_version != group["schema_version"]:
+                raise errors.SerializationFailure(
+                    f'could not serialize access: table "{name}" was dropped or replaced '
+                    "by a concurrent transaction"
+                )
+            images = iter(decode_images(table, group["images"]))
+            befores: list[tuple[Any, ...] | None] = []
+            afters: list[tuple[Any, ...] | None] = []
+            for op in group["ops"]:
+                befores.append(next(images) if op != "INSERT" else None)
+                afters.append(next(images) if op != "DELETE" else None)
+            groups.append(_TableOps(table, list(group["ops"]), list(group["keys"]), befores, afters))
+        return groups
+
+    def _certify_reads(self, snapshot: int, txn: dict[str, Any]) -> None:
+        data = self._store.data
+        for read in txn["read_keys"]:
+            table_id = read["table_id"]
+            version = mvcc.latest_version(data, version_key(table_id, read["key"], 0)[:-8])
+            if version is not None and version[0] > snapshot:
+                raise errors.SerializationFailure(
+                    "could not serialize access due to read/write dependencies among "
+                    f"transactions: {self._describe(table_id, read['key'])} was changed by "
+                    f"the transaction at offset {version[0]} after this one read it"
+                )
+        for raw in txn["read_predicates"]:
+            predicate = Predicate(
+                raw["table_id"],
+                tuple((c["column"], c["op"], tuple(c["values"])) for c in raw["conjuncts"]),
+            )
+            self._certify_predicate(snapshot, predicate)
+
+    def _certify_predicate(self, snapshot: int, predicate: Predicate) -> None:
+        table = self.catalog.latest().by_id(predicate.table_id)
+        if table is None:
+            return  # dropped since: the DDL conflict is caught through the catalog read
+        _, from_primitive = table.converters()
+        data = self._store.data
+        for written_at, key in self.window.writes_since(snapshot, predicate.table_id):
+            prefix = version_key(predicate.table_id, key, 0)[:-8]
+            after = mvcc.read_live(data, prefix, written_at)
+            before = mvcc.read_live(data, prefix, written_at - 1)
+            for image in (before, after):
+                if image is not None and predicate.matches(from_primitive(marshal.loads(image))):
+                    raise errors.SerializationFailure(
+                        "could not serialize access due to read/write dependencies among "
+                        f'transactions: a row of "{table.name}" matching a predicate this '
+                        f"transaction scanned, {describe_key(self._key_columns(table), key)}, "
+                        f"was written at offset {written_at}"
+                    )
+
+    def _certify_writes(self, snapshot: int, offset: int, groups: list[_TableOps]) -> None:
+        data = self._store.data
+        for group in groups:
+            table = group.table
+            if table.table_id == table_id_for(offset):
+                continue  # created by this very transaction: nothing concurrent to meet
+            for op, key in zip(group.ops, group.keys):
+                if not key:
+                    continue  # a hidden row id is assigned now, so it cannot collide
+                version = mvcc.latest_version(data, version_key(table.table_id, key, 0)[:-8])
+                if version is None:
+                    if op != "INSERT":
+                        raise self._ww_conflict(table, key, None)
+                    continue
+                written_at, value = version
+                if op == "INSERT" and value is not None:
+                    raise errors.UniqueViolation(
+                        f'duplicate key value violates primary key of "{table.name}": '
+                        f"{describe_key(self._key_columns(table), key)} already exists"
+                    )
+                if written_at > snapshot:
+                    raise self._ww_conflict(table, key, written_at)
+                if op != "INSERT" and value is None:
+                    raise self._ww_conflict(table, key, written_at)
+            if table.unique:
+                self._certify_unique(group)
+
+    def _certify_unique(self, group: _TableOps) -> None:
+        table = group.table
+        index = self._store.index
+        released: set[tuple[int, bytes, bytes]] = set()
+        for op, key, before in zip(group.ops, group.keys, group.befores):
+            if op != "INSERT" and before is not None:
+                for number, values in self._unique_values(table, before):
+                    released.add((number, values, key))
+        for op, key, after in zip(group.ops, group.keys, group.afters):
+            if after is None or not key:
+                continue
+            for number, values in self._unique_values(table, after):
+                holder = mvcc.read_live(index, index_prefix(table.table_id, number) + values, 2**64 - 1)
+                if holder is not None and holder != key and (number, values, holder) not in released:
+                    columns = [table.columns[i].name for i in table.unique[number]]
+                    raise errors.UniqueViolation(
+                        f'duplicate key value violates unique constraint on "{table.name}": '
+                        f"{describe_key(columns, values)} already exists"
+                    )
+
+    @staticmethod
+    def _unique_values(table: TableDef, row: tuple[Any, ...]) -> list[tuple[int, bytes]]:
+        """Encoded values of each UNIQUE constraint (NULLs never collide, as in SQL)."""
+        _, from_primitive = table.converters()
+        logical = from_primitive(row)
+        out = []
+        for number, columns in enumerate(table.unique):
+            values = [logical[i] for i in columns]
+            if any(v is None for v in values):
+                continue
+            out.append((number, encode_key(values)))
+        return out
+
+    def _ww_conflict(self, table: TableDef, key: bytes, written_at: int | None) -> errors.Error:
+        when = f"at offset {written_at}" if written_at is not None else ""
+        return errors.SerializationFailure(
+            "could not serialize access due to concurrent update: "
+            f'{describe_key(self._key_columns(table), key)} of "{table.name}" was changed '
+            f"by a concurrent transaction {when}".rstrip()
+        )
+
+    @staticmethod
+    def _key_columns(table: TableDef) -> list[str]:
+        if table.has_hidden_key:
+            return ["rowid", "position"]
+        return [table.columns[i].name for i in table.primary_key]
+
+    def _describe(self, table_id: int, key: bytes) -> str:
+        if table_id == CATALOG_TABLE_ID:
+            return f"table definition {describe_key(['name'], key)}"
+        table = self.catalog.latest().by_id(table_id)
+        if table is None:
+            return f"a row of a dropped table {describe_key(['key'], key)}"
+        return f'row {describe_key(self._key_columns(table), key)} of "{table.name}"'
+
+    # --- writing ------------------------------------------------------------------------
+
+    def _write_rows(
+        self, offset: int, groups: list[_TableOps], batch: WriteBatch
+    ) -> dict[int, list[bytes]]:
+        written: dict[int, list[bytes]] = {}
+        data_cf, index_cf = self._data_cf, self._index_cf
+        for group in groups:
+            table = group.table
+            table_id = table.table_id
+            keys_written = written.setdefault(table_id, [])
+            for position, (op, key, before, after) in enumerate(
+                zip(group.ops, group.keys, group.befores, group.afters)
+            ):
+                if not key:
+                    key = hidden_row_key(offset, position)
+                keys_written.append(key)
+                value = mvcc.TOMBSTONE if after is None else mvcc.encode_row(after)
+                batch.put(version_key(table_id, key, offset), value, data_cf)
+                if not table.unique:
+                    continue
+                new_values = dict(self._unique_values(table, after)) if after is not None else {}
+                if before is not None:
+                    for number, values in self._unique_values(table, before):
+                        if new_values.get(number) != values:
+                            entry = index_prefix(table_id, number) + values
+                            batch.put(entry + _inv(offset), mvcc.TOMBSTONE, index_cf)
+                for number, values in new_values.items():
+                    entry = index_prefix(table_id, number) + values
+                    batch.put(entry + _inv(offset), mvcc.LIVE + key, index_cf)
+        return written
+
+    def _write_catalog(
+        self, offset: int, txn: dict[str, Any], catalog: CatalogVersion, batch: WriteBatch
+    ) -> None:
+        for ddl in txn["ddl"]:
+            name = ddl["table"]
+            entry = version_key(CATALOG_TABLE_ID, _catalog_entry(name), offset)
+            table = catalog.get(name)
+            if table is not None and table.table_id == table_id_for(offset):
+                batch.put(entry, mvcc.LIVE + marshal.dumps(table.to_dict()), self._data_cf)
+            else:
+                batch.put(entry, mvcc.TOMBSTONE, self._data_cf)
+
+    # --- recovery -----------------------------------------------------------------------
+
+    def _load_catalog(self) -> Catalog:
+        """Every catalog version, from the catalog entries of all offsets."""
+        changes: dict[int, tuple[list[TableDef], list[str]]] = {}
+        prefix = u64(CATALOG_TABLE_ID)
+        it = self._store.data.iter()
+        it.seek(prefix)
+        while it.valid():
+            full = it.key()
+            if not full.startswith(prefix):
+                break
+            offset = 2**64 - 1 - U64.unpack(full[-8:])[0]
+            created, dropped = changes.setdefault(offset, ([], []))
+            value = it.value()
+            if value[:1] == mvcc.TOMBSTONE:
+                dropped.append(str(_decode_name(full[8:-8])))
+            else:
+                created.append(TableDef.from_dict(marshal.loads(value[1:])))
+            it.next()
+        catalog = Catalog()
+        for offset in sorted(changes):
+            created, dropped = changes[offset]
+            catalog.publish(catalog.latest().with_changes(offset, created, dropped))
+        return catalog
+
+    def _rebuild_window(self) -> None:
+        """Re-derive the certification window from the log's last ``size`` offsets."""
+        end = self._next_offset
+        start = max(0, end - self.window.size - 1)
+        offset = start
+        while offset < end:
+            entries = self._log.read(offset, min(1000, end - offset), timeout=0)
+            if not entries:
+                raise errors.InternalError(
+                    f"the log ends at {offset} but state was applied up to {end - 1}"
+                )
+            for entry in entries:
+                body_type, body = decode_log_record(entry.value)
+                if body_type == "Transaction" and self.outcome(entry.offset).committed:
+                    self.window.add(entry.offset, _written_keys(entry.offset, body))
+                else:
+                    self.window.add(entry.offset, {})
+            offset = entries[-1].offset + 1
+
+
+def _inv(offset: int) -> bytes:
+    return u64(2**64 - 1 - offset)
+
+
+def _decode_name(key: bytes) -> str:
+    return str(decode_key(key)[0])
+
+
+def _written_keys(offset: int, txn: dict[str, Any]) -> dict[int, list[bytes]]:
+    written: dict[int, list[bytes]] = {}
+    for group in txn["tables"]:
+        table_id = group["table_id"] or table_id_for(offset)
+        keys = written.setdefault(table_id, [])
+        for position, key in enumerate(group["keys"]):
+            keys.append(key or hidden_row_key(offset, position))
+    return written

@@ -1,0 +1,138 @@
+"""Multi-version rows in RocksDB: every write is a new version keyed by its offset.
+
+Versions of a row sit next to each other, newest first (``table | key | ~offset``, see
+:mod:`offsetdb.keys`)::
+
+    t=7 | (id=1) | ~42  -> live  {id: 1, balance: 90}     <- newest, written at offset 42
+    t=7 | (id=1) | ~17  -> live  {id: 1, balance: 100}
+    t=7 | (id=2) | ~30  -> tombstone                        <- deleted at offset 30
+    t=7 | (id=2) | ~12  -> live  {id: 2, balance: 5}
+
+A read at snapshot ``S`` sees, for each key, the newest version written at an offset
+``<= S``; a tombstone there means "no row". Versions are only ever added by the
+materializer, in log order, and a snapshot is only handed out once every version at or
+below it is written, so reads at ``S`` never change. Superseded versions older than
+the oldest snapshot still allowed are removed by :func:`collect_garbage`.
+
+Values: ``b"\\x01" + marshal(row in primitive form)`` for a live row, ``b"\\x00"`` for a
+tombstone. Unique-constraint entries in the ``index`` column family are versioned the
+same way, with the row's primary key as value.
+"""
+
+from __future__ import annotations
+
+import marshal
+from collections.abc import Iterator
+from typing import Any
+
+from rocksdict import Rdict, ReadOptions
+
+from offsetdb.keys import MAX_U64, U64, inverted, prefix_end
+
+LIVE = b"\x01"
+TOMBSTONE = b"\x00"
+
+Version = tuple[int, bytes | None]  # (offset written, value without marker; None: deleted)
+
+
+def encode_row(row: tuple[Any, ...]) -> bytes:
+    """A live version's value: the row in primitive form."""
+    return LIVE + marshal.dumps(row)
+
+
+def decode_row(value: bytes) -> tuple[Any, ...] | None:
+    """The primitive row of a stored value, or None for a tombstone."""
+    if value[:1] == TOMBSTONE:
+        return None
+    return marshal.loads(value[1:])  # type: ignore[no-any-return]
+
+
+def latest_version(cf: Rdict, prefix: bytes, snapshot: int = MAX_U64) -> Version | None:
+    """The newest version of the entry ``prefix`` (``table | key``) at or below
+    ``snapshot``: ``(offset, value)``, value None for a tombstone; None if no version."""
+    it = cf.iter()
+    it.seek(prefix + inverted(snapshot))
+    if not it.valid():
+        return None
+    found = it.key()
+    if len(found) != len(prefix) + 8 or not found.startswith(prefix):
+        return None
+    value = it.value()
+    offset = MAX_U64 - U64.unpack(found[-8:])[0]
+    return offset, (None if value[:1] == TOMBSTONE else value[1:])
+
+
+def read_live(cf: Rdict, prefix: bytes, snapshot: int) -> bytes | None:
+    """The value (without its marker) of the entry visible at ``snapshot``, or None."""
+    version = latest_version(cf, prefix, snapshot)
+    return None if version is None else version[1]
+
+
+def scan_live(
+    cf: Rdict, table_prefix: bytes, snapshot: int, lo: bytes = b"", hi: bytes | None = None
+) -> Iterator[tuple[bytes, bytes]]:
+    """``(key, value)`` of every entry under ``table_prefix`` visible at ``snapshot``,
+    in key order; ``key`` is without the table prefix and version suffix, ``value``
+    without its marker. ``lo``/``hi`` bound the keys (inclusive/exclusive)."""
+    options = ReadOptions()
+    upper = table_prefix + hi if hi is not None else prefix_end(table_prefix)
+    if upper is not None:
+        options.set_iterate_upper_bound(upper)
+    it = cf.iter(options)
+    it.seek(table_prefix + lo)
+    visible_from = inverted(snapshot)
+    start = len(table_prefix)
+    current: bytes | None = None
+    while it.valid():
+        full = it.key()
+        key = full[start:-8]
+        if key != current and full[-8:] >= visible_from:
+            # The first version at or below the snapshot is the one this reader sees;
+            # older versions of the same key follow and are skipped.
+            current = key
+            value = it.value()
+            if value[:1] != TOMBSTONE:
+                yield key, value[1:]
+        it.next()
+
+
+def collect_garbage(
+    cf: Rdict, horizon: int, write: Any, table_prefixes: list[bytes] | None = None
+) -> int:
+    """Delete versions that no snapshot at or above ``horizon`` can see.
+
+    For each key, the newest version at or below ``horizon`` stays (readers at
+    ``horizon`` need it) unless it is a tombstone, and every older version goes.
+    ``write(keys)`` deletes a list of full keys; returns how many were deleted.
+    """
+    horizon_bytes = inverted(horizon)
+    doomed: list[bytes] = []
+    deleted = 0
+    prefixes = table_prefixes if table_prefixes is not None else [b""]
+    for prefix in prefixes:
+        options = ReadOptions()
+        upper = prefix_end(prefix) if prefix else None
+        if upper is not None:
+            options.set_iterate_upper_bound(upper)
+        it = cf.iter(options)
+        it.seek(prefix)
+        current: bytes | None = None
+        while it.valid():
+            full = it.key()
+            entry = full[:-8]
+            if full[-8:] >= horizon_bytes:
+                if entry != current:
+                    current = entry
+                    if it.value()[:1] == TOMBSTONE:
+                        doomed.append(full)
+                else:
+                    doomed.append(full)
+            if len(doomed) >= 10_000:
+                write(doomed)
+                deleted += len(doomed)
+                doomed = []
+            it.next()
+    if doomed:
+        write(doomed)
+        deleted += len(doomed)
+    return deleted

@@ -1,0 +1,220 @@
+"""The ``offsetdb`` command: one argparse parser with a subcommand per tool.
+
+Each subcommand is a :class:`Subcommand` in :data:`SUBCOMMANDS`, registered with
+:func:`register`: a help line, a function that adds its arguments to its parser and a
+function that runs it and returns the exit status. To add one (``digest``, ``replay``),
+write those two functions and register them at the bottom of this module, beside ``sql``.
+
+``offsetdb sql [DIR] [-c SQL] [-f FILE]`` opens a database (a directory, by default
+``./offsetdb-data``, or a ``kafka://`` URL) in autocommit mode and then:
+
+- runs each ``-c`` string and ``-f`` script in the order given, or else
+- reads a script from standard input when it is not a terminal, or else
+- starts the interactive prompt (see :mod:`offsetdb.repl`).
+
+A script stops at its first error; the exit status is then 1, else 0. Results go to
+standard output, errors to standard error as ``ERROR <sqlstate>: <message>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import offsetdb
+from offsetdb import errors, repl
+
+DEFAULT_DATA_DIR = "./offsetdb-data"
+
+
+@dataclass(frozen=True)
+class Subcommand:
+    """One ``offsetdb`` subcommand: its help line, argument setup and entry point."""
+
+    help: str
+    configure: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+SUBCOMMANDS: dict[str, Subcommand] = {}
+
+
+def register(
+    name: str,
+    help: str,  # noqa: A002 - argparse's own word for it
+    configure: Callable[[argparse.ArgumentParser], None],
+    run: Callable[[argparse.Namespace], int],
+) -> None:
+    """Add subcommand ``name``; it appears in ``offsetdb --help`` in registration order."""
+    if name in SUBCOMMANDS:
+        raise ValueError(f"subcommand {name!r} is already registered")
+    SUBCOMMANDS[name] = Subcommand(help, configure, run)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the ``offsetdb`` parser with every registered subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="offsetdb",
+        description="offsetdb: a SQL database whose only source of truth is a log.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, sub in SUBCOMMANDS.items():
+        sub_parser = subparsers.add_parser(name, help=sub.help, description=sub.help)
+        sub.configure(sub_parser)
+        sub_parser.set_defaults(_run=sub.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``offsetdb`` command with ``argv`` (default: ``sys.argv[1:]``).
+
+    Returns the process exit status.
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    run: Callable[[argparse.Namespace], int] = args._run
+    try:
+        return run(args)
+    except KeyboardInterrupt:
+        sys.stderr.write("\n")
+        return 130
+    except BrokenPipeError:
+        # the reader went away (``offsetdb sql ... | head``): stop quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("offsetdb")
+    except Exception:  # noqa: BLE001 - running from a source tree that is not installed
+        return "unknown"
+
+
+# --- offsetdb sql -----------------------------------------------------------------------
+
+
+class _AppendInput(argparse.Action):
+    """Collect ``-c`` and ``-f`` into one list of ``(kind, value)``, keeping their order."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        inputs = list(getattr(namespace, self.dest) or [])
+        inputs.append((self.const, values))
+        setattr(namespace, self.dest, inputs)
+
+
+def _configure_sql(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "database",
+        nargs="?",
+        default=DEFAULT_DATA_DIR,
+        metavar="DIR",
+        help=f"data directory or kafka://host:port/db URL (default: {DEFAULT_DATA_DIR})",
+    )
+    parser.add_argument(
+        "-c",
+        "--command",
+        dest="inputs",
+        action=_AppendInput,
+        const="command",
+        metavar="SQL",
+        help="run SQL statement(s) or one backslash command, then exit (repeatable)",
+    )
+    parser.add_argument(
+        "-f",
+        "--file",
+        dest="inputs",
+        action=_AppendInput,
+        const="file",
+        metavar="FILE",
+        help="run the script FILE ('-' for standard input), then exit (repeatable)",
+    )
+    parser.add_argument(
+        "--timing",
+        action="store_true",
+        default=None,
+        help="print each statement's execution time (default: on at the prompt only)",
+    )
+
+
+def _print_error(exc: BaseException) -> None:
+    sqlstate = getattr(exc, "sqlstate", None) or "XX000"
+    message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    sys.stdout.flush()
+    sys.stderr.write(f"ERROR {sqlstate}: {message}\n")
+    sys.stderr.flush()
+
+
+def _read_lines(kind: str, value: str) -> list[str]:
+    if kind == "command":
+        return value.split("\n")
+    if value == "-":
+        return sys.stdin.read().split("\n")
+    with open(value, encoding="utf-8") as script:
+        return script.read().split("\n")
+
+
+def _run_sql(args: argparse.Namespace) -> int:
+    """Run ``offsetdb sql``: connect, then run the inputs or the interactive prompt."""
+    inputs: list[tuple[str, str]] = args.inputs or []
+    interactive = not inputs and sys.stdin.isatty()
+    # read the script files first, so that a missing one fails before anything runs
+    try:
+        scripts = [_read_lines(kind, value) for kind, value in inputs]
+    except OSError as exc:
+        sys.stderr.write(f"offsetdb sql: {exc.filename}: {exc.strerror}\n")
+        return 1
+    try:
+        conn = offsetdb.connect(args.database, autocommit=True)
+    except errors.Error as exc:
+        _print_error(exc)
+        return 1
+    except Exception as exc:  # noqa: BLE001 - report any failure to open, then exit 1
+        _print_error(errors.OperationalError(f"could not open {args.database}: {exc}"))
+        return 1
+    timing = interactive if args.timing is None else args.timing
+    session = repl.Session(conn, sys.stdout, sys.stderr, timing=timing, interactive=interactive)
+    try:
+        if interactive:
+            banner = (
+                f'offsetdb {_version()} ({args.database})\nType "\\?" for help, "\\q" to quit.\n\n'
+            )
+            return repl.run_interactive(session, banner=banner)
+        if not scripts:
+            scripts = [sys.stdin.read().split("\n")]
+        for lines in scripts:
+            status = repl.run_script(session, lines)
+            if status != 0 or session.quit_requested:
+                return status
+        return 0
+    finally:
+        try:
+            conn.close()
+        except errors.Error as exc:
+            _print_error(exc)
+
+
+register(
+    "sql",
+    "run SQL: the interactive prompt, a -c command, a -f script, or a script on stdin",
+    _configure_sql,
+    _run_sql,
+)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,44 @@
+"""Settings of an open database, with the defaults a user gets from ``connect(path)``."""
+
+from __future__ import annotations
+
+import getpass
+from dataclasses import dataclass, field
+
+
+def _default_principal() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no passwd entry (containers): still a principal, just anonymous
+        return "anonymous"
+
+
+@dataclass(frozen=True)
+class Config:
+    """How a database is opened.
+
+    Attributes:
+        synchronous: ``"full"`` fsyncs every log append (survives power loss);
+            ``"normal"`` writes without fsync (survives a process crash, as SQLite's
+            ``synchronous=NORMAL``).
+        certification_window: how many log offsets back a writing transaction's snapshot
+            may lie. Older snapshots are refused at commit (SQLSTATE 72000). Every node
+            applying the same log must use the same value, since it decides outcomes.
+        autocommit_retries: how often an autocommit statement is retried after a
+            serialization failure before the error reaches the caller.
+        principal: the user name recorded in every transaction record.
+        history_retention: how many offsets of superseded row versions are kept for
+            reads at old snapshots before garbage collection may remove them.
+    """
+
+    synchronous: str = "full"
+    certification_window: int = 100_000
+    autocommit_retries: int = 20
+    principal: str = field(default_factory=_default_principal)
+    history_retention: int = 100_000
+
+    def __post_init__(self) -> None:
+        if self.synchronous not in ("full", "normal"):
+            raise ValueError(f"synchronous must be 'full' or 'normal', not {self.synchronous!r}")
+        if self.certification_window < 1:
+            raise ValueError("certification_window must be at least 1")

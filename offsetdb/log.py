@@ -1,0 +1,46 @@
+"""The ``Log`` protocol: a durable, totally ordered sequence of records.
+
+A database has exactly one log. Its backends (embedded RocksDB, Kafka) share these
+observable semantics, which everything above relies on:
+
+- ``append`` is atomic per call and durable when it returns: the records get consecutive
+  offsets, dense from 0, in the order given, and survive a crash of the process.
+- ``read`` returns records in offset order, starting exactly at the offset asked for;
+  every reader sees the same record at the same offset, forever.
+- Offsets are the only clock. Nothing relies on broker watermarks or time indexes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class LogEntry:
+    """One record read back from the log, at its offset."""
+
+    offset: int
+    value: bytes
+
+
+class Log(Protocol):
+    """A database's log."""
+
+    def append(self, records: Sequence[bytes]) -> list[int]:
+        """Append ``records`` atomically and durably; return their offsets, in order."""
+        ...
+
+    def read(self, start: int, max_records: int, timeout: float) -> list[LogEntry]:
+        """Records from offset ``start`` on (at most ``max_records``), waiting up to
+        ``timeout`` seconds for the first one to exist; empty if none arrived."""
+        ...
+
+    def end_offset(self) -> int:
+        """The offset the next append will get (records appended so far)."""
+        ...
+
+    def close(self) -> None:
+        """Release the log's resources; appends and reads after this fail."""
+        ...

@@ -1,0 +1,104 @@
+"""An open database in this process: the store, the log, the materializer and the writer.
+
+Connections to the same directory share one :class:`Database` (RocksDB admits one
+owner per directory, and sharing the materializer is what makes commits visible to
+every connection at once). It is opened by the first ``connect`` and closed with the
+last connection.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+
+from offsetdb.config import Config
+from offsetdb.embedded_log import EmbeddedLog
+from offsetdb.ingest.writer import TransactionWriter
+from offsetdb.materializers.applier import Materializer
+from offsetdb.store import Store, open_store
+
+_registry: dict[str, Database] = {}
+_registry_lock = threading.Lock()
+
+
+class TerminalProgress:
+    """One updating line on stderr for long replays: done/total, rate, ETA."""
+
+    def __init__(self, label: str, min_seconds: float = 1.0) -> None:
+        self._label = label
+        self._min_seconds = min_seconds
+        self._last = 0.0
+        self._shown = False
+        self._enabled = sys.stderr.isatty()
+
+    def __call__(self, done: int, total: int, elapsed: float) -> None:
+        """Report progress; prints only on a terminal and only for long operations."""
+        if not self._enabled or elapsed < self._min_seconds:
+            return
+        now = time.monotonic()
+        if now - self._last < 0.2 and done < total:
+            return
+        self._last = now
+        rate = done / elapsed if elapsed > 0 else 0.0
+        eta = (total - done) / rate if rate > 0 else 0.0
+        sys.stderr.write(
+            f"\r{self._label}: {done:,}/{total:,} records, {rate:,.0f}/s, ETA {eta:,.0f}s   "
+        )
+        sys.stderr.flush()
+        self._shown = True
+
+    def finish(self) -> None:
+        """End the progress line."""
+        if self._shown:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+
+
+class Database:
+    """One database directory, opened once per process and shared by its connections."""
+
+    def __init__(self, path: str, config: Config) -> None:
+        self.path = path
+        self.config = config
+        self.store: Store = open_store(path)
+        try:
+            self.log = EmbeddedLog(
+                self.store.db, self.store.log, sync=config.synchronous == "full"
+            )
+            progress = TerminalProgress("applying log")
+            self.materializer = Materializer(self.store, self.log, config, progress)
+            # Records appended but not applied before a crash are applied now, before any
+            # reader can take a snapshot.
+            self.materializer.catch_up()
+            progress.finish()
+            self.writer = TransactionWriter(self.log, after_append=self.materializer.catch_up)
+        except BaseException:
+            self.store.close()
+            raise
+        self._references = 0
+
+    @classmethod
+    def acquire(cls, path: str, config: Config | None = None) -> Database:
+        """The open database for ``path`` in this process, opening it if needed."""
+        key = os.path.realpath(path)
+        with _registry_lock:
+            database = _registry.get(key)
+            if database is None:
+                database = cls(key, config or Config())
+                _registry[key] = database
+            database._references += 1
+            return database
+
+    def release(self) -> None:
+        """Drop one reference; the last one closes the database."""
+        with _registry_lock:
+            self._references -= 1
+            if self._references > 0:
+                return
+            _registry.pop(self.path, None)
+        self.log.close()
+        # Drop every holder of RocksDB handles before closing, so the directory unlocks.
+        del self.writer, self.materializer, self.log
+        self.store.close()

@@ -1,0 +1,263 @@
+"""The PEP 249 (DB-API 2.0) driver: ``offsetdb.connect(path)``.
+
+Beyond PEP 249, a connection exposes ``last_commit_offset`` (the log offset of its newest
+commit, to hand to another node for read-your-writes) and a cursor exposes
+``snapshot_offset`` (the offset whose state its last statement read) and
+``statusmessage`` (PostgreSQL's command tag, e.g. ``INSERT 0 1``).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from offsetdb import errors
+from offsetdb.config import Config
+from offsetdb.query.database import Database
+from offsetdb.query.engine import Result
+from offsetdb.query.session import Params, Session
+from offsetdb.types import SqlType
+
+
+@dataclass(frozen=True)
+class ColumnInfo:
+    """One column of a table, as ``describe_table`` reports it."""
+
+    name: str
+    type: str
+    nullable: bool
+    default: str | None
+    primary_key: bool
+    unique: bool
+
+
+def _type_code(sql_type: SqlType | None) -> str | None:
+    return None if sql_type is None else str(sql_type)
+
+
+class Connection:
+    """A PEP 249 connection. Not to be shared between threads: open one per thread."""
+
+    def __init__(self, target: str, autocommit: bool = False, config: Config | None = None) -> None:
+        if target.startswith("kafka://"):
+            raise errors.not_supported("the Kafka backend (kafka:// URLs) in this build")
+        self._database: Database | None = Database.acquire(target, config)
+        self._session = Session(self._database, autocommit=autocommit)
+        self._lock = threading.Lock()
+
+    # --- PEP 249 ------------------------------------------------------------------------
+
+    def cursor(self) -> Cursor:
+        """A new cursor on this connection."""
+        self._check_open()
+        return Cursor(self)
+
+    def commit(self) -> None:
+        """Commit the open transaction; SerializationFailure (40001) if it conflicted."""
+        self._check_open()
+        with self._lock:
+            self._session.commit()
+
+    def rollback(self) -> None:
+        """Roll back the open transaction."""
+        self._check_open()
+        with self._lock:
+            self._session.rollback()
+
+    def close(self) -> None:
+        """Close the connection; an open transaction is rolled back."""
+        if self._database is None:
+            return
+        self._session.rollback()
+        database, self._database = self._database, None
+        database.release()
+
+    def __enter__(self) -> Connection:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        # As sqlite3 and psycopg: commit on success, roll back on error; then close.
+        try:
+            if self._database is not None:
+                if exc_type is None:
+                    self.commit()
+                else:
+                    self.rollback()
+        finally:
+            self.close()
+
+    # --- offsetdb extensions --------------------------------------------------------------
+
+    @property
+    def autocommit(self) -> bool:
+        """Whether each statement outside BEGIN...COMMIT commits by itself."""
+        return self._session.autocommit
+
+    @autocommit.setter
+    def autocommit(self, value: bool) -> None:
+        self._check_open()
+        if value and self._session.in_transaction:
+            self._session.commit()
+        self._session.autocommit = bool(value)
+
+    @property
+    def last_commit_offset(self) -> int | None:
+        """The log offset of this connection's newest commit (None before the first)."""
+        return self._session.last_commit_offset
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._database is None
+
+    def list_tables(self) -> list[str]:
+        """Names of the tables at the latest snapshot, sorted."""
+        database = self._check_open()
+        return database.materializer.catalog.latest().names()
+
+    def describe_table(self, name: str) -> list[ColumnInfo]:
+        """The columns of table ``name`` (42P01 if it does not exist)."""
+        database = self._check_open()
+        table = database.materializer.catalog.latest().require(name)
+        unique_columns = {i for constraint in table.unique for i in constraint if len(constraint) == 1}
+        return [
+            ColumnInfo(
+                name=c.name,
+                type=str(c.type),
+                nullable=not c.not_null,
+                default=c.default,
+                primary_key=i in table.primary_key,
+                unique=i in unique_columns,
+            )
+            for i, c in enumerate(table.columns)
+        ]
+
+    def _execute(self, sql: str, params: Params) -> Result:
+        self._check_open()
+        with self._lock:
+            return self._session.execute(sql, params)
+
+    def _executemany(self, sql: str, seq_of_params: Iterable[Params]) -> int:
+        self._check_open()
+        with self._lock:
+            return self._session.executemany(sql, seq_of_params)
+
+    def _check_open(self) -> Database:
+        if self._database is None:
+            raise errors.InterfaceError("the connection is closed")
+        return self._database
+
+
+class Cursor:
+    """A PEP 249 cursor. Results are fully materialized when a statement runs."""
+
+    arraysize = 1
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        self._rows: list[tuple[Any, ...]] = []
+        self._position = 0
+        self.description: list[tuple[Any, ...]] | None = None
+        self.rowcount = -1
+        self.statusmessage: str | None = None
+        self.snapshot_offset: int | None = None
+        self._closed = False
+
+    def execute(self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> Cursor:
+        """Run a statement (``?``, ``$1`` or ``:name`` parameters)."""
+        self._check_open()
+        result = self.connection._execute(sql, params)
+        self._load(result)
+        return self
+
+    def executemany(self, sql: str, seq_of_params: Iterable[Sequence[Any] | Mapping[str, Any]]) -> Cursor:
+        """Run a statement once per parameter set, in one transaction."""
+        self._check_open()
+        count = self.connection._executemany(sql, seq_of_params)
+        self._rows, self._position, self.description = [], 0, None
+        self.rowcount = count
+        self.statusmessage = None
+        self.snapshot_offset = self.connection._session.last_snapshot
+        return self
+
+    def _load(self, result: Result) -> None:
+        self._rows = result.rows
+        self._position = 0
+        self.rowcount = result.rowcount
+        self.statusmessage = result.status
+        self.snapshot_offset = self.connection._session.last_snapshot
+        if result.columns:
+            self.description = [
+                (c.name, _type_code(c.type), None, None, None, None, None) for c in result.columns
+            ]
+        else:
+            self.description = None
+
+    def fetchone(self) -> tuple[Any, ...] | None:
+        """The next row, or None."""
+        self._check_result()
+        if self._position >= len(self._rows):
+            return None
+        row = self._rows[self._position]
+        self._position += 1
+        return row
+
+    def fetchmany(self, size: int | None = None) -> list[tuple[Any, ...]]:
+        """Up to ``size`` (default ``arraysize``) next rows."""
+        self._check_result()
+        count = self.arraysize if size is None else size
+        rows = self._rows[self._position : self._position + count]
+        self._position += len(rows)
+        return rows
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        """All remaining rows."""
+        self._check_result()
+        rows = self._rows[self._position :]
+        self._position = len(self._rows)
+        return rows
+
+    def __iter__(self) -> Iterator[tuple[Any, ...]]:
+        while (row := self.fetchone()) is not None:
+            yield row
+
+    def close(self) -> None:
+        """Close the cursor."""
+        self._closed = True
+        self._rows = []
+
+    def setinputsizes(self, sizes: object) -> None:
+        """PEP 249: accepted and ignored."""
+
+    def setoutputsize(self, size: object, column: object = None) -> None:
+        """PEP 249: accepted and ignored."""
+
+    def __enter__(self) -> Cursor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise errors.InterfaceError("the cursor is closed")
+        self.connection._check_open()
+
+    def _check_result(self) -> None:
+        self._check_open()
+        if self.description is None:
+            raise errors.ProgrammingError("the last statement returned no rows to fetch", "24000")
+
+
+def connect(target: str, *, autocommit: bool = False, **settings: Any) -> Connection:
+    """Open a connection to the database in directory ``target`` (created if needed).
+
+    ``settings`` are :class:`~offsetdb.config.Config` fields (``synchronous``,
+    ``certification_window``, ...); they apply when this call opens the database.
+    """
+    config = Config(**settings) if settings else None
+    return Connection(target, autocommit=autocommit, config=config)
+
+

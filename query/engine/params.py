@@ -1,0 +1,117 @@
+"""Statement parameters: the three placeholder styles and binding values to slots.
+
+A statement uses one style: qmark (``?``, numbered by occurrence), PostgreSQL numbered
+(``$1``; the same number may appear twice) or named (``:name``, bound from a mapping).
+Each placeholder node is tagged with its slot (``node.meta["slot"]``) at prepare time, so
+the expression compiler turns it into ``env.params[slot]`` without knowing the style.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlglot import exp
+
+from offsetdb import errors
+
+
+class ParamSpec:
+    """The parameters of one statement: style, count and (for named style) the names."""
+
+    __slots__ = ("style", "count", "names")
+
+    def __init__(self, style: str | None, count: int, names: tuple[str, ...]) -> None:
+        self.style = style
+        self.count = count
+        self.names = names
+
+    def bind(self, params: Sequence[Any] | Mapping[str, Any] | None) -> Sequence[Any]:
+        """The parameter values in slot order, or 08P01 when they do not fit the statement.
+
+        Args:
+            params: a sequence (qmark and ``$n`` styles), a mapping (named style) or None.
+
+        Returns:
+            A sequence indexed by slot.
+        """
+        if params is None:
+            if self.count:
+                raise _count_error(self.count, 0)
+            return ()
+        if isinstance(params, Mapping):
+            if self.style != "named":
+                if not params and not self.count:
+                    return ()
+                raise errors.ProgrammingError(
+                    "a mapping of parameters needs :name placeholders", sqlstate="08P01"
+                )
+            try:
+                return [params[name] for name in self.names]
+            except KeyError as e:
+                raise errors.ProgrammingError(
+                    f"no value supplied for parameter :{e.args[0]}", sqlstate="08P01"
+                ) from None
+        if isinstance(params, (str, bytes)):
+            raise errors.ProgrammingError(
+                "parameters must be a sequence or a mapping, not a string", sqlstate="08P01"
+            )
+        if self.style == "named" and self.count:
+            raise errors.ProgrammingError(
+                "named (:name) placeholders need a mapping of parameters", sqlstate="08P01"
+            )
+        if len(params) != self.count:
+            raise _count_error(self.count, len(params))
+        return params
+
+
+def _count_error(expected: int, got: int) -> errors.ProgrammingError:
+    return errors.ProgrammingError(
+        f"statement expects {expected} parameters, got {got}", sqlstate="08P01"
+    )
+
+
+def tag_parameters(tree: exp.Expression) -> ParamSpec:
+    """Give every placeholder in ``tree`` its slot and describe the style used.
+
+    qmark placeholders were already rewritten to ``$n`` in text order (see
+    :func:`offsetdb.query.engine.prepare.split_statements`), because sqlglot's tree does
+    not keep the textual order of its nodes.
+
+    Args:
+        tree: a parsed statement; its placeholder nodes get ``meta["slot"]``.
+
+    Returns:
+        The statement's :class:`ParamSpec`.
+    """
+    style: str | None = None
+    highest = 0
+    names: list[str] = []
+    for node in tree.walk():
+        if isinstance(node, exp.Placeholder):
+            if not node.name or node.name == "?":
+                raise errors.InternalError("unnumbered ? placeholder after rewriting")
+            this_style = "named"
+            name = node.name.lower()
+            if name not in names:
+                names.append(name)
+            node.meta["slot"] = names.index(name)
+        elif isinstance(node, exp.Parameter):
+            this_style = "numeric"
+            try:
+                number = int(node.name)
+            except ValueError:
+                raise errors.not_supported(f"parameter {node.sql()}") from None
+            if number < 1:
+                raise errors.SqlSyntaxError(f"there is no parameter ${number}")
+            node.meta["slot"] = number - 1
+            highest = max(highest, number)
+        else:
+            continue
+        if style is not None and style != this_style:
+            raise errors.ProgrammingError(
+                "a statement cannot mix placeholder styles (?, $n, :name)", sqlstate="08P01"
+            )
+        style = this_style
+    count = highest if style == "numeric" else len(names)
+    return ParamSpec(style, count, tuple(names))

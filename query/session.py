@@ -1,0 +1,206 @@
+"""A session: statements, transaction boundaries, commit and retry.
+
+A session runs each statement in a :class:`~offsetdb.query.transaction.Transaction`:
+
+- *autocommit* (the SQL prompt; ``connect(..., autocommit=True)``): every statement
+  outside ``BEGIN``...``COMMIT`` is its own transaction, committed at once, and retried
+  from a fresh snapshot when certification aborts it (up to ``autocommit_retries``);
+- otherwise (PEP 249's default) the first statement opens a transaction that lasts
+  until ``commit()`` / ``rollback()``; a conflict at commit raises SQLSTATE 40001.
+
+As in PostgreSQL, an error inside an explicit transaction aborts it: later statements
+fail with 25P02 until it is rolled back. A transaction's snapshot is taken at its first
+statement: the newest applied offset, and never older than the session's own last
+commit (read-your-writes).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from offsetdb import errors
+from offsetdb.query import engine
+from offsetdb.query.database import Database
+from offsetdb.query.engine import Result, Statement, StatementKind
+from offsetdb.query.transaction import Transaction
+from offsetdb.schemas.codec import encode_log_record
+
+Params = Sequence[Any] | Mapping[str, Any] | None
+
+ISOLATION_LEVELS = ("SERIALIZABLE", "SNAPSHOT")
+
+
+class Session:
+    """One connection's conversation with a database."""
+
+    def __init__(self, database: Database, autocommit: bool = False) -> None:
+        self._db = database
+        self.autocommit = autocommit
+        self.default_isolation = "SERIALIZABLE"
+        self.last_commit_offset: int | None = None
+        self._txn: Transaction | None = None
+        self._block = False  # inside BEGIN ... COMMIT, or an implicit PEP 249 transaction
+        self._block_isolation: str | None = None
+        self._failed = False
+        self.last_snapshot: int | None = None
+
+    @property
+    def in_transaction(self) -> bool:
+        """Whether a transaction is open."""
+        return self._block
+
+    # --- statements -------------------------------------------------------------------
+
+    def execute(self, sql: str, params: Params = None) -> Result:
+        """Run every statement in ``sql``; the result is the last one's."""
+        statements = engine.prepare(sql)
+        if not statements:
+            return Result([], [], -1, "")
+        result = None
+        for statement in statements:
+            result = self._execute_one(statement, params)
+        assert result is not None
+        return result
+
+    def executemany(self, sql: str, seq_of_params: Iterable[Params]) -> int:
+        """Run one statement once per parameter set; returns the total rowcount."""
+        statements = engine.prepare(sql)
+        if len(statements) != 1:
+            raise errors.ProgrammingError("executemany takes exactly one statement", "42601")
+        statement = statements[0]
+        if statement.kind not in (StatementKind.DML, StatementKind.QUERY):
+            raise errors.ProgrammingError("executemany takes an INSERT, UPDATE or DELETE", "42601")
+        return self._run(lambda txn: statement.execute_many(txn, seq_of_params), retry=False).rowcount
+
+    def _execute_one(self, statement: Statement, params: Params) -> Result:
+        kind = statement.kind
+        if kind is StatementKind.BEGIN:
+            return self._begin(statement)
+        if kind is StatementKind.COMMIT:
+            self.commit()
+            return Result([], [], -1, "COMMIT")
+        if kind is StatementKind.ROLLBACK:
+            self.rollback()
+            return Result([], [], -1, "ROLLBACK")
+        if kind is StatementKind.SET_ISOLATION:
+            return self._set_isolation(statement)
+        return self._run(lambda txn: statement.execute(txn, params), retry=True)
+
+    def _run(self, work: Any, retry: bool) -> Result:
+        if self._failed:
+            raise errors.InFailedTransaction(
+                "current transaction is aborted, commands ignored until end of transaction block"
+            )
+        if self._block or not self.autocommit:
+            self._block = True
+            txn = self._current_txn()
+            self.last_snapshot = txn.snapshot_offset
+            try:
+                result = work(txn)
+            except errors.Error:
+                self._failed = True
+                raise
+            if isinstance(result, int):
+                return Result([], [], result, "")
+            return result  # type: ignore[no-any-return]
+        attempts = self._db.config.autocommit_retries if retry else 0
+        for attempt in range(attempts + 1):
+            txn = self._new_txn(self.default_isolation)
+            self.last_snapshot = txn.snapshot_offset
+            result = work(txn)
+            try:
+                self._commit_txn(txn)
+            except errors.SerializationFailure:
+                if attempt == attempts:
+                    raise
+                # Jittered backoff, so that colliding retries do not collide again.
+                time.sleep(random.uniform(0, 0.0005 * (attempt + 1)))
+                continue
+            if isinstance(result, int):
+                return Result([], [], result, "")
+            return result  # type: ignore[no-any-return]
+        raise AssertionError("unreachable")
+
+    # --- transaction control -------------------------------------------------------------
+
+    def _begin(self, statement: Statement) -> Result:
+        if self._block and (self._txn is not None or self.autocommit):
+            raise errors.ActiveTransaction("there is already a transaction in progress")
+        self._block = True
+        self._block_isolation = statement.isolation
+        return Result([], [], -1, "BEGIN")
+
+    def _set_isolation(self, statement: Statement) -> Result:
+        level = statement.isolation
+        if level not in ISOLATION_LEVELS:
+            raise errors.not_supported(f"isolation level {level}")
+        if self._txn is not None:
+            raise errors.ActiveTransaction(
+                "SET TRANSACTION ISOLATION LEVEL must be called before any query"
+            )
+        if self._block:
+            self._block_isolation = level
+        else:
+            self.default_isolation = level
+        return Result([], [], -1, "SET")
+
+    def commit(self) -> None:
+        """Commit the open transaction (nothing to do when none is open)."""
+        txn, failed = self._txn, self._failed
+        self._end()
+        if failed:
+            raise errors.InFailedTransaction(
+                "the transaction was aborted by an earlier error and has been rolled back"
+            )
+        if txn is not None:
+            self._commit_txn(txn)
+
+    def rollback(self) -> None:
+        """Discard the open transaction's writes."""
+        self._end()
+
+    def _end(self) -> None:
+        self._txn = None
+        self._block = False
+        self._block_isolation = None
+        self._failed = False
+
+    def _current_txn(self) -> Transaction:
+        if self._txn is None:
+            self._txn = self._new_txn(self._block_isolation or self.default_isolation)
+        return self._txn
+
+    def _new_txn(self, isolation: str) -> Transaction:
+        materializer = self._db.materializer
+        materializer.check_healthy()
+        snapshot = materializer.applied_offset
+        if self.last_commit_offset is not None and snapshot < self.last_commit_offset:
+            materializer.wait_applied(self.last_commit_offset, None)
+            snapshot = materializer.applied_offset
+        store = self._db.store
+        return Transaction(
+            store.data,
+            store.index,
+            materializer.catalog.at(snapshot),
+            snapshot,
+            isolation,
+            self._db.config.principal,
+        )
+
+    def _commit_txn(self, txn: Transaction) -> None:
+        if not txn.has_writes:
+            return  # read-only: nothing to certify, never aborts
+        record = encode_log_record(txn.build_record(), "Transaction")
+        offset = self._db.writer.append(record)
+        materializer = self._db.materializer
+        materializer.wait_applied(offset, None)
+        materializer.outcome(offset).raise_if_aborted()
+        self.last_commit_offset = offset
+
+    @property
+    def snapshot_offset(self) -> int | None:
+        """The open transaction's snapshot, if it has taken one."""
+        return None if self._txn is None else self._txn.snapshot_offset

@@ -1,0 +1,498 @@
+"""A transaction: reads at one snapshot, buffered writes, and its read set.
+
+This is the :class:`~offsetdb.query.context.TxnContext` the SQL engine runs against.
+Reads go to MVCC state at ``snapshot`` (see :mod:`offsetdb.materializers.mvcc`),
+overlaid with the transaction's own buffered writes; every read is recorded (keys, and
+scan predicates) so that certification can decide at commit. Writes never touch state:
+:meth:`Transaction.build_record` turns them into the one log record whose offset orders
+the transaction.
+"""
+
+from __future__ import annotations
+
+import marshal
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from rocksdict import Rdict
+
+from offsetdb import errors
+from offsetdb.keys import (
+    CATALOG_TABLE_ID,
+    U64,
+    describe_key,
+    encode_key,
+    encode_value,
+    index_prefix,
+    prefix_end,
+    table_prefix,
+    version_key,
+)
+from offsetdb.materializers import mvcc
+from offsetdb.materializers.catalog import CatalogVersion, TableDef
+from offsetdb.query.context import Conjunct, Row, ScanFilter
+from offsetdb.schemas.codec import encode_images
+from offsetdb.types import coerce
+
+_OPS = {"=": "EQ", "<": "LT", "<=": "LE", ">": "GT", ">=": "GE", "IN": "IN", "IS NULL": "IS_NULL"}
+
+# Provisional keys of rows inserted into a table without a primary key: they sort after
+# every real key, and certification replaces them with the row's hidden row id.
+_PROVISIONAL = b"\xff"
+
+
+class _Pending:
+    """The transaction's view of one row it wrote."""
+
+    __slots__ = ("before", "after")
+
+    def __init__(self, before: tuple[Any, ...] | None, after: Row | None) -> None:
+        self.before = before  # primitive row as read at the snapshot; None: absent then
+        self.after = after  # logical row now; None: deleted
+
+
+class _TableWrites:
+    __slots__ = ("table", "rows", "unique")
+
+    def __init__(self, table: TableDef) -> None:
+        self.table = table
+        self.rows: dict[bytes, _Pending] = {}
+        # Per UNIQUE constraint: encoded values -> key of the pending row holding them.
+        self.unique: list[dict[bytes, bytes]] = [{} for _ in table.unique]
+
+
+class Transaction:
+    """One transaction of a session."""
+
+    def __init__(
+        self,
+        data: Rdict,
+        index: Rdict,
+        catalog: CatalogVersion,
+        snapshot: int,
+        isolation: str,
+        principal: str,
+    ) -> None:
+        self._data = data
+        self._index = index
+        self._catalog = catalog
+        self._snapshot = snapshot
+        self.isolation = isolation
+        self.principal = principal
+        self.txn_id = uuid.uuid4().hex
+        self._created: dict[str, TableDef] = {}
+        self._dropped: dict[str, TableDef] = {}
+        self._ddl: list[dict[str, Any]] = []
+        self._writes: dict[str, _TableWrites] = {}
+        self._read_keys: set[tuple[int, bytes]] = set()
+        self._predicates: dict[tuple[int, tuple[Any, ...]], None] = {}
+        self._provisional = 0
+
+    # --- TxnContext: reads ----------------------------------------------------------------
+
+    @property
+    def snapshot_offset(self) -> int:
+        """The offset this transaction reads at."""
+        return self._snapshot
+
+    def table(self, name: str) -> TableDef:
+        """The table ``name`` as this transaction sees it (42P01 if none)."""
+        lowered = name.lower()
+        created = self._created.get(lowered)
+        if created is not None:
+            return created
+        self._read_keys.add((CATALOG_TABLE_ID, encode_key([lowered])))
+        if lowered in self._dropped:
+            raise errors.UndefinedTable(f'relation "{name}" does not exist')
+        return self._catalog.require(lowered)
+
+    def table_names(self) -> list[str]:
+        """Visible table names, sorted."""
+        names = set(self._catalog.names()) - set(self._dropped) | set(self._created)
+        return sorted(names)
+
+    def scan(self, table: TableDef, where: ScanFilter | None = None) -> Iterator[tuple[bytes, Row]]:
+        """Rows of ``table`` at the snapshot, own writes included, in key order."""
+        conjuncts = where.conjuncts if where is not None else ()
+        lo, hi = self._key_range(table, conjuncts)
+        stored: Iterator[tuple[bytes, Row]] = iter(())
+        if table.table_id:
+            self._record_predicate(table, conjuncts)
+            _, from_primitive = table.converters()
+            stored = (
+                (key, from_primitive(marshal.loads(value)))
+                for key, value in mvcc.scan_live(
+                    self._data, table_prefix(table.table_id), self._snapshot, lo, hi
+                )
+            )
+        writes = self._writes.get(table.name)
+        if writes is None or not writes.rows:
+            yield from stored
+            return
+        yield from _overlay(stored, writes.rows, lo, hi)
+
+    def get(self, table: TableDef, primary_key: Sequence[Any]) -> tuple[bytes, Row] | None:
+        """The row with this primary key, or None."""
+        if table.has_hidden_key:
+            raise errors.InternalError(f'table "{table.name}" has no primary key to look up')
+        values = [
+            coerce(v, table.columns[i].type, table.columns[i].name)
+            for v, i in zip(primary_key, table.primary_key, strict=True)
+        ]
+        key = encode_key(values)
+        return self._get_key(table, key)
+
+    def _get_key(self, table: TableDef, key: bytes) -> tuple[bytes, Row] | None:
+        writes = self._writes.get(table.name)
+        if writes is not None:
+            pending = writes.rows.get(key)
+            if pending is not None:
+                return None if pending.after is None else (key, pending.after)
+        if not table.table_id:
+            return None
+        self._read_keys.add((table.table_id, key))
+        stored = self._stored(table, key)
+        if stored is None:
+            return None
+        return key, table.converters()[1](stored)
+
+    def _stored(self, table: TableDef, key: bytes) -> tuple[Any, ...] | None:
+        """The primitive row at ``key`` as of the snapshot (no overlay, no read record)."""
+        value = mvcc.read_live(self._data, version_key(table.table_id, key, 0)[:-8], self._snapshot)
+        return None if value is None else marshal.loads(value)  # type: ignore[no-any-return]
+
+    def find_unique(
+        self, table: TableDef, columns: tuple[int, ...], values: Sequence[Any]
+    ) -> tuple[bytes, Row] | None:
+        """The row whose ``columns`` equal ``values`` (a key or UNIQUE constraint)."""
+        if columns == table.primary_key:
+            return self.get(table, values)
+        if columns not in table.unique:
+            raise errors.InvalidTableDefinition(
+                "there is no unique or exclusion constraint matching the ON CONFLICT "
+                f'specification on "{table.name}"'
+            )
+        number = table.unique.index(columns)
+        coerced = [coerce(v, table.columns[i].type, table.columns[i].name) for v, i in zip(values, columns)]
+        if any(v is None for v in coerced):
+            return None
+        encoded = encode_key(coerced)
+        writes = self._writes.get(table.name)
+        if writes is not None:
+            holder = writes.unique[number].get(encoded)
+            if holder is not None:
+                return holder, writes.rows[holder].after  # type: ignore[return-value]
+        if not table.table_id:
+            return None
+        self._record_predicate(
+            table, tuple(Conjunct(c, "=", (v,)) for c, v in zip(columns, coerced))
+        )
+        holder = mvcc.read_live(self._index, index_prefix(table.table_id, number) + encoded, self._snapshot)
+        if holder is None:
+            return None
+        found = self._get_key(table, holder)
+        if found is None or [found[1][i] for i in columns] != coerced:
+            return None  # this transaction deleted or changed that row
+        return found
+
+    # --- TxnContext: writes -----------------------------------------------------------------
+
+    def insert(self, table: TableDef, row: Row) -> bytes:
+        """Buffer an INSERT; returns the row's key."""
+        row = self._checked_row(table, row)
+        writes = self._table_writes(table)
+        if table.has_hidden_key:
+            key = _PROVISIONAL + U64.pack(self._provisional)
+            self._provisional += 1
+            writes.rows[key] = _Pending(None, row)
+        else:
+            key = encode_key([row[i] for i in table.primary_key])
+            pending = writes.rows.get(key)
+            if pending is None:
+                stored = self._stored(table, key) if table.table_id else None
+                if stored is not None:
+                    raise self._duplicate_key(table, key)
+                writes.rows[key] = _Pending(None, row)
+            elif pending.after is not None:
+                raise self._duplicate_key(table, key)
+            else:
+                pending.after = row
+        self._claim_unique(writes, key, row)
+        return key
+
+    def update(self, table: TableDef, key: bytes, row: Row) -> bytes:
+        """Buffer an UPDATE of the row at ``key``; returns its key (new if the PK changed)."""
+        row = self._checked_row(table, row)
+        if not table.has_hidden_key:
+            new_key = encode_key([row[i] for i in table.primary_key])
+            if new_key != key:
+                self.delete(table, key)
+                return self.insert(table, row)
+        writes = self._table_writes(table)
+        pending = writes.rows.get(key)
+        if pending is None:
+            pending = writes.rows[key] = _Pending(self._stored(table, key), None)
+            if pending.before is None:
+                raise errors.InternalError(f'updated row of "{table.name}" does not exist')
+        else:
+            self._release_unique(writes, key, pending.after)
+        pending.after = row
+        self._claim_unique(writes, key, row)
+        return key
+
+    def delete(self, table: TableDef, key: bytes) -> None:
+        """Buffer a DELETE of the row at ``key``."""
+        writes = self._table_writes(table)
+        pending = writes.rows.get(key)
+        if pending is None:
+            writes.rows[key] = _Pending(self._stored(table, key), None)
+            return
+        self._release_unique(writes, key, pending.after)
+        pending.after = None
+        if pending.before is None:
+            del writes.rows[key]  # inserted and deleted by this transaction: nothing happened
+
+    def create_table(self, definition: TableDef, if_not_exists: bool = False) -> bool:
+        """Buffer a CREATE TABLE."""
+        name = definition.name
+        exists = name in self._created or (
+            self._catalog.get(name) is not None and name not in self._dropped
+        )
+        if name not in self._created:
+            self._read_keys.add((CATALOG_TABLE_ID, encode_key([name])))
+        if exists:
+            if if_not_exists:
+                return False
+            raise errors.DuplicateTable(f'relation "{name}" already exists')
+        self._created[name] = definition
+        self._ddl.append(
+            {"op": "CREATE_TABLE", "table": name, "table_id": 0, "definition": definition.to_dict()}
+        )
+        return True
+
+    def drop_table(self, name: str, if_exists: bool = False) -> bool:
+        """Buffer a DROP TABLE."""
+        name = name.lower()
+        self._writes.pop(name, None)
+        if name in self._created:
+            del self._created[name]
+            self._ddl = [d for d in self._ddl if not (d["op"] == "CREATE_TABLE" and d["table"] == name)]
+            return True
+        self._read_keys.add((CATALOG_TABLE_ID, encode_key([name])))
+        table = self._catalog.get(name)
+        if table is None or name in self._dropped:
+            if if_exists:
+                return False
+            raise errors.UndefinedTable(f'table "{name}" does not exist')
+        self._dropped[name] = table
+        self._ddl.append({"op": "DROP_TABLE", "table": name, "table_id": table.table_id, "definition": None})
+        return True
+
+    # --- commit ---------------------------------------------------------------------------
+
+    @property
+    def has_writes(self) -> bool:
+        """Whether committing needs a log record (read-only transactions never abort)."""
+        return bool(self._ddl) or any(w.rows for w in self._writes.values())
+
+    def build_record(self) -> dict[str, Any]:
+        """The ``Transaction`` log record body for this transaction's commit."""
+        tables = []
+        for writes in self._writes.values():
+            if not writes.rows:
+                continue
+            table = writes.table
+            to_primitive, _ = table.converters()
+            ops: list[str] = []
+            keys: list[bytes] = []
+            images: list[tuple[Any, ...]] = []
+            for key, pending in writes.rows.items():
+                if pending.before is None:
+                    if pending.after is None:
+                        continue
+                    ops.append("INSERT")
+                    keys.append(b"" if key[:1] == _PROVISIONAL else key)
+                    images.append(to_primitive(pending.after))
+                elif pending.after is None:
+                    ops.append("DELETE")
+                    keys.append(key)
+                    images.append(pending.before)
+                else:
+                    ops.append("UPDATE")
+                    keys.append(key)
+                    images.append(pending.before)
+                    images.append(to_primitive(pending.after))
+            tables.append(
+                {
+                    "table": table.name,
+                    "table_id": table.table_id,
+                    "schema_version": table.schema_version,
+                    "ops": ops,
+                    "keys": keys,
+                    "images": encode_images(table, images),
+                }
+            )
+        return {
+            "txn_id": self.txn_id,
+            "principal": self.principal,
+            "client_time_us": time.time_ns() // 1000,
+            "snapshot_offset": self._snapshot,
+            "isolation": self.isolation,
+            "read_keys": [{"table_id": t, "key": k} for t, k in self._read_keys],
+            "read_predicates": [
+                {
+                    "table_id": table_id,
+                    "conjuncts": [
+                        {"column": c, "op": op, "values": list(values)} for c, op, values in conjuncts
+                    ],
+                }
+                for table_id, conjuncts in self._predicates
+            ],
+            "ddl": self._ddl,
+            "tables": tables,
+        }
+
+    # --- helpers ------------------------------------------------------------------------
+
+    def _table_writes(self, table: TableDef) -> _TableWrites:
+        writes = self._writes.get(table.name)
+        if writes is None or writes.table is not table:
+            if writes is not None and writes.table.table_id != table.table_id:
+                raise errors.InternalError(f'table "{table.name}" changed within the transaction')
+            if writes is None:
+                writes = self._writes[table.name] = _TableWrites(table)
+        return writes
+
+    def _checked_row(self, table: TableDef, row: Row) -> Row:
+        columns = table.columns
+        if len(row) != len(columns):
+            raise errors.InternalError(
+                f'row of {len(row)} values for "{table.name}", which has {len(columns)} columns'
+            )
+        out = []
+        for value, column in zip(row, columns):
+            if value is not None:
+                value = coerce(value, column.type, column.name)
+            elif column.not_null:
+                raise errors.NotNullViolation(
+                    f'null value in column "{column.name}" of relation "{table.name}" '
+                    "violates not-null constraint"
+                )
+            out.append(value)
+        return tuple(out)
+
+    def _duplicate_key(self, table: TableDef, key: bytes) -> errors.Error:
+        columns = [table.columns[i].name for i in table.primary_key]
+        return errors.UniqueViolation(
+            f'duplicate key value violates primary key of "{table.name}": '
+            f"{describe_key(columns, key)} already exists"
+        )
+
+    def _claim_unique(self, writes: _TableWrites, key: bytes, row: Row) -> None:
+        table = writes.table
+        for number, columns in enumerate(table.unique):
+            values = [row[i] for i in columns]
+            if any(v is None for v in values):
+                continue
+            encoded = encode_key(values)
+            holder = writes.unique[number].get(encoded)
+            if holder is None and table.table_id:
+                stored_holder = mvcc.read_live(
+                    self._index, index_prefix(table.table_id, number) + encoded, self._snapshot
+                )
+                if stored_holder is not None and stored_holder != key:
+                    # Still a conflict unless this transaction moved that row off the value.
+                    pending = writes.rows.get(stored_holder)
+                    if pending is None or (
+                        pending.after is not None and [pending.after[i] for i in columns] == values
+                    ):
+                        holder = stored_holder
+            if holder is not None and holder != key:
+                names = [table.columns[i].name for i in columns]
+                raise errors.UniqueViolation(
+                    f'duplicate key value violates unique constraint on "{table.name}": '
+                    f"{describe_key(names, encoded)} already exists"
+                )
+            writes.unique[number][encoded] = key
+
+    def _release_unique(self, writes: _TableWrites, key: bytes, row: Row | None) -> None:
+        if row is None:
+            return
+        for number, columns in enumerate(writes.table.unique):
+            encoded = encode_key([row[i] for i in columns])
+            if writes.unique[number].get(encoded) == key:
+                del writes.unique[number][encoded]
+
+    def _record_predicate(self, table: TableDef, conjuncts: tuple[Conjunct, ...]) -> None:
+        encoded = []
+        for conjunct in conjuncts:
+            column = table.columns[conjunct.column]
+            try:
+                values = tuple(encode_value(coerce(v, column.type, column.name)) for v in conjunct.values)
+            except errors.Error:
+                continue  # dropping a conjunct only widens the predicate: still correct
+            if conjunct.op != "IS NULL" and any(v == b"\x00" for v in values):
+                continue
+            encoded.append((conjunct.column, _OPS[conjunct.op], values))
+        self._predicates[(table.table_id, tuple(encoded))] = None
+
+    def _key_range(self, table: TableDef, conjuncts: tuple[Conjunct, ...]) -> tuple[bytes, bytes | None]:
+        """The key range a scan must cover, from conjuncts on the first key column."""
+        if table.has_hidden_key:
+            return b"", None
+        first = table.primary_key[0]
+        column = table.columns[first]
+        lo, hi = b"", None
+        for conjunct in conjuncts:
+            if conjunct.column != first or conjunct.op in ("IN", "IS NULL"):
+                continue
+            try:
+                value = coerce(conjunct.values[0], column.type, column.name)
+            except errors.Error:
+                continue
+            if value is None:
+                continue
+            encoded = encode_value(value)
+            after = prefix_end(encoded)
+            if conjunct.op in ("=", ">=") and encoded > lo:
+                lo = encoded
+            elif conjunct.op == ">" and after is not None and after > lo:
+                lo = after
+            if conjunct.op in ("=", "<=") and after is not None and (hi is None or after < hi):
+                hi = after
+            elif conjunct.op == "<" and (hi is None or encoded < hi):
+                hi = encoded
+        if hi is not None and hi <= lo:
+            hi = lo  # empty range
+        return lo, hi
+
+
+def _overlay(
+    stored: Iterator[tuple[bytes, Row]],
+    pending: dict[bytes, _Pending],
+    lo: bytes,
+    hi: bytes | None,
+) -> Iterator[tuple[bytes, Row]]:
+    """Merge stored rows with this transaction's writes, in key order."""
+    own = sorted(
+        (k, p.after)
+        for k, p in pending.items()
+        if k >= lo and (hi is None or k < hi or k[:1] == _PROVISIONAL)
+    )
+    i = 0
+    for key, row in stored:
+        while i < len(own) and own[i][0] < key:
+            if own[i][1] is not None:
+                yield own[i][0], own[i][1]  # type: ignore[misc]
+            i += 1
+        if i < len(own) and own[i][0] == key:
+            if own[i][1] is not None:
+                yield key, own[i][1]  # type: ignore[misc]
+            i += 1
+            continue
+        yield key, row
+    for key, row in own[i:]:
+        if row is not None:
+            yield key, row
