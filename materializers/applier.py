@@ -262,7 +262,7 @@ class Materializer:
                 self._write_catalog(offset, txn, catalog, batch)
         batch.put(
             _outcome_key(offset),
-            marshal.dumps((txn_id, outcome.committed, outcome.sqlstate, outcome.message)),
+            mvcc.dumps((txn_id, outcome.committed, outcome.sqlstate, outcome.message)),
             self._txns_cf,
         )
         batch.put(_txn_key(txn_id), u64(offset), self._txns_cf)
@@ -327,7 +327,12 @@ class Materializer:
             for op in group["ops"]:
                 befores.append(next(images) if op != "INSERT" else None)
                 afters.append(next(images) if op != "DELETE" else None)
-            groups.append(_TableOps(table, list(group["ops"]), list(group["keys"]), befores, afters))
+            # Rows of a table without a primary key get their hidden row id here, so that
+            # everything below sees real keys.
+            keys = [
+                key or hidden_row_key(offset, position) for position, key in enumerate(group["keys"])
+            ]
+            groups.append(_TableOps(table, list(group["ops"]), keys, befores, afters))
         return groups
 
     def _certify_reads(self, snapshot: int, txn: dict[str, Any]) -> None:
@@ -373,9 +378,7 @@ class Materializer:
             table = group.table
             if table.table_id == table_id_for(offset):
                 continue  # created by this very transaction: nothing concurrent to meet
-            for op, key in zip(group.ops, group.keys):
-                if not key:
-                    continue  # a hidden row id is assigned now, so it cannot collide
+            for op, key in zip(group.ops, group.keys, strict=True):
                 version = mvcc.latest_version(data, version_key(table.table_id, key, 0)[:-8])
                 if version is None:
                     if op != "INSERT":
@@ -398,12 +401,12 @@ class Materializer:
         table = group.table
         index = self._store.index
         released: set[tuple[int, bytes, bytes]] = set()
-        for op, key, before in zip(group.ops, group.keys, group.befores):
+        for op, key, before in zip(group.ops, group.keys, group.befores, strict=True):
             if op != "INSERT" and before is not None:
                 for number, values in self._unique_values(table, before):
                     released.add((number, values, key))
-        for op, key, after in zip(group.ops, group.keys, group.afters):
-            if after is None or not key:
+        for key, after in zip(group.keys, group.afters, strict=True):
+            if after is None:
                 continue
             for number, values in self._unique_values(table, after):
                 holder = mvcc.read_live(index, index_prefix(table.table_id, number) + values, 2**64 - 1)
@@ -460,11 +463,7 @@ class Materializer:
             table = group.table
             table_id = table.table_id
             keys_written = written.setdefault(table_id, [])
-            for position, (op, key, before, after) in enumerate(
-                zip(group.ops, group.keys, group.befores, group.afters)
-            ):
-                if not key:
-                    key = hidden_row_key(offset, position)
+            for key, before, after in zip(group.keys, group.befores, group.afters, strict=True):
                 keys_written.append(key)
                 value = mvcc.TOMBSTONE if after is None else mvcc.encode_row(after)
                 batch.put(version_key(table_id, key, offset), value, data_cf)
@@ -489,7 +488,7 @@ class Materializer:
             entry = version_key(CATALOG_TABLE_ID, _catalog_entry(name), offset)
             table = catalog.get(name)
             if table is not None and table.table_id == table_id_for(offset):
-                batch.put(entry, mvcc.LIVE + marshal.dumps(table.to_dict()), self._data_cf)
+                batch.put(entry, mvcc.LIVE + mvcc.dumps(table.to_dict()), self._data_cf)
             else:
                 batch.put(entry, mvcc.TOMBSTONE, self._data_cf)
 

@@ -53,7 +53,7 @@ class TableDef:
         cached = self._cache.get("names")
         if cached is None:
             cached = self._cache["names"] = tuple(c.name for c in self.columns)
-        return cached  # type: ignore[no-any-return]
+        return cached
 
     @property
     def types(self) -> tuple[SqlType, ...]:
@@ -61,7 +61,7 @@ class TableDef:
         cached = self._cache.get("types")
         if cached is None:
             cached = self._cache["types"] = tuple(c.type for c in self.columns)
-        return cached  # type: ignore[no-any-return]
+        return cached
 
     @property
     def has_hidden_key(self) -> bool:
@@ -81,10 +81,10 @@ class TableDef:
         cached = self._cache.get("conv")
         if cached is None:
             cached = self._cache["conv"] = row_converters(self.types)
-        return cached  # type: ignore[no-any-return]
+        return cached
 
     def with_id(self, table_id: int) -> TableDef:
-        """This definition, committed under ``table_id``."""
+        """A copy of this definition, committed under ``table_id``."""
         return replace(self, table_id=table_id, _cache={})
 
     # --- serialization into log records and the catalog keyspace ----------------------

@@ -1,4 +1,4 @@
-"""Deterministic certification: does the transaction at offset C commit?
+"""Deterministic certification: whether the transaction at offset C commits.
 
 Every node decides, in log order and with only the log and its own state at ``C - 1``,
 so every node decides the same (no coordinator, no 2PC). For a transaction ``T`` that

@@ -1,4 +1,4 @@
-"""Multi-version rows in RocksDB: every write is a new version keyed by its offset.
+r"""Multi-version rows in RocksDB: every write is a new version keyed by its offset.
 
 Versions of a row sit next to each other, newest first (``table | key | ~offset``, see
 :mod:`offsetdb.keys`)::
@@ -14,7 +14,7 @@ materializer, in log order, and a snapshot is only handed out once every version
 below it is written, so reads at ``S`` never change. Superseded versions older than
 the oldest snapshot still allowed are removed by :func:`collect_garbage`.
 
-Values: ``b"\\x01" + marshal(row in primitive form)`` for a live row, ``b"\\x00"`` for a
+Values: ``b"\x01" + marshal(row in primitive form, format 2)`` for a live row, ``b"\x00"`` for a
 tombstone. Unique-constraint entries in the ``index`` column family are versioned the
 same way, with the row's primary key as value.
 """
@@ -35,21 +35,33 @@ TOMBSTONE = b"\x00"
 Version = tuple[int, bytes | None]  # (offset written, value without marker; None: deleted)
 
 
+# marshal format 2 has no back-references, so equal rows always encode to equal bytes
+# (later formats share repeated objects by identity, which varies between processes).
+MARSHAL_VERSION = 2
+
+
+def dumps(value: Any) -> bytes:
+    """Deterministic ``marshal`` encoding of a primitive value (row, dict, tuple)."""
+    return marshal.dumps(value, MARSHAL_VERSION)
+
+
 def encode_row(row: tuple[Any, ...]) -> bytes:
     """A live version's value: the row in primitive form."""
-    return LIVE + marshal.dumps(row)
+    return LIVE + marshal.dumps(row, MARSHAL_VERSION)
 
 
 def decode_row(value: bytes) -> tuple[Any, ...] | None:
     """The primitive row of a stored value, or None for a tombstone."""
     if value[:1] == TOMBSTONE:
         return None
-    return marshal.loads(value[1:])  # type: ignore[no-any-return]
+    return marshal.loads(value[1:])
 
 
 def latest_version(cf: Rdict, prefix: bytes, snapshot: int = MAX_U64) -> Version | None:
-    """The newest version of the entry ``prefix`` (``table | key``) at or below
-    ``snapshot``: ``(offset, value)``, value None for a tombstone; None if no version."""
+    """The newest version of entry ``prefix`` (``table | key``) at or below ``snapshot``.
+
+    Returns ``(offset, value)`` with value None for a tombstone, or None if no version.
+    """
     it = cf.iter()
     it.seek(prefix + inverted(snapshot))
     if not it.valid():
@@ -71,9 +83,11 @@ def read_live(cf: Rdict, prefix: bytes, snapshot: int) -> bytes | None:
 def scan_live(
     cf: Rdict, table_prefix: bytes, snapshot: int, lo: bytes = b"", hi: bytes | None = None
 ) -> Iterator[tuple[bytes, bytes]]:
-    """``(key, value)`` of every entry under ``table_prefix`` visible at ``snapshot``,
-    in key order; ``key`` is without the table prefix and version suffix, ``value``
-    without its marker. ``lo``/``hi`` bound the keys (inclusive/exclusive)."""
+    """``(key, value)`` of every entry under ``table_prefix`` visible at ``snapshot``.
+
+    In key order; ``key`` is without the table prefix and version suffix, ``value``
+    without its marker. ``lo``/``hi`` bound the keys (inclusive/exclusive).
+    """
     options = ReadOptions()
     upper = table_prefix + hi if hi is not None else prefix_end(table_prefix)
     if upper is not None:

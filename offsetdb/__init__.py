@@ -1,5 +1,7 @@
-"""offsetdb: a log-centric SQL database. Every write is a record in a log; state is
-materialized from it; every read names the log offset it saw.
+"""offsetdb: a log-centric SQL database.
+
+Every write is a record in a log; state is materialized from it; every read names the
+log offset it saw.
 
 >>> import offsetdb, tempfile
 >>> conn = offsetdb.connect(tempfile.mkdtemp(), autocommit=True)
@@ -68,6 +70,7 @@ def connect(target: str, *, autocommit: bool = False, **settings: Any) -> Connec
             prompt; by default a transaction lasts until ``commit()``.
         settings: :class:`offsetdb.config.Config` fields, applied when this call is the
             one that opens the database in this process.
+
     """
     # The driver lives with the SQL layer; the kernel only hands over to it.
     from offsetdb.query.driver import connect as _connect

@@ -29,6 +29,7 @@ class Config:
         principal: the user name recorded in every transaction record.
         history_retention: how many offsets of superseded row versions are kept for
             reads at old snapshots before garbage collection may remove them.
+
     """
 
     synchronous: str = "full"

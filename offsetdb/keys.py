@@ -1,10 +1,10 @@
-"""The RocksDB key space, in one place, with an order-preserving encoding.
+r"""The RocksDB key space, in one place, with an order-preserving encoding.
 
 Column families and their keys (``u64`` is 8 bytes big-endian; ``~off`` is
 ``2**64 - 1 - off``, so newer versions sort first)::
 
     log      u64 offset                                   -> log record (embedded backend)
-    data     u64 table_id | key(pk values) | ~off          -> b"\\x01" + marshal(row) | b"\\x00"
+    data     u64 table_id | key(pk values) | ~off          -> b"\x01" + marshal(row) | b"\x00"
     index    u64 table_id | u32 constraint | key(values) | ~off  -> pk key bytes | b""
     txns     b"o" u64 offset                               -> outcome record (marshal)
              b"t" txn id (utf-8)                           -> u64 offset

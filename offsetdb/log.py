@@ -33,8 +33,10 @@ class Log(Protocol):
         ...
 
     def read(self, start: int, max_records: int, timeout: float) -> list[LogEntry]:
-        """Records from offset ``start`` on (at most ``max_records``), waiting up to
-        ``timeout`` seconds for the first one to exist; empty if none arrived."""
+        """Records from offset ``start`` on, at most ``max_records`` of them.
+
+        Waits up to ``timeout`` seconds for the first one to exist; empty if none did.
+        """
         ...
 
     def end_offset(self) -> int:

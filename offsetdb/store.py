@@ -13,7 +13,7 @@ import socket
 from dataclasses import dataclass
 from typing import IO
 
-from rocksdict import Options, Rdict
+from rocksdict import ColumnFamily, Options, Rdict
 
 from offsetdb import errors
 from offsetdb.keys import U32
@@ -44,7 +44,7 @@ class Store:
     meta: Rdict
     _lock_file: IO[str]
 
-    def handle(self, name: str) -> object:
+    def handle(self, name: str) -> ColumnFamily:
         """The column family handle for WriteBatch operations."""
         return self.db.get_column_family_handle(name)
 

@@ -59,8 +59,10 @@ class TxnContext(Protocol):
         ...
 
     def table(self, name: str) -> TableDef:
-        """The table called ``name`` at this snapshot (including tables this transaction
-        created), or :class:`~offsetdb.errors.UndefinedTable`."""
+        """The table called ``name`` at this snapshot, or UndefinedTable (42P01).
+
+        Tables this transaction created are included.
+        """
         ...
 
     def table_names(self) -> list[str]:
@@ -68,20 +70,26 @@ class TxnContext(Protocol):
         ...
 
     def scan(self, table: TableDef, where: ScanFilter | None = None) -> Iterator[tuple[bytes, Row]]:
-        """Every live row of ``table`` (a superset of those matching ``where``), in
-        primary-key order, as ``(key, row)``; the transaction's own writes included."""
+        """Every live row of ``table`` matching ``where`` (maybe more), as ``(key, row)``.
+
+        Rows come in primary-key order, the transaction's own writes included.
+        """
         ...
 
     def get(self, table: TableDef, primary_key: Sequence[Any]) -> tuple[bytes, Row] | None:
-        """The row whose primary key columns equal ``primary_key`` (values in key-column
-        order), or None. Only for tables with a declared primary key."""
+        """The row whose primary key equals ``primary_key``, or None.
+
+        Values are in key-column order. Only for tables with a declared primary key.
+        """
         ...
 
     def find_unique(
         self, table: TableDef, columns: tuple[int, ...], values: Sequence[Any]
     ) -> tuple[bytes, Row] | None:
-        """The row whose ``columns`` (a primary key or UNIQUE constraint) equal
-        ``values``, or None. Used for ON CONFLICT."""
+        """The row whose ``columns`` equal ``values``, or None (for ON CONFLICT).
+
+        ``columns`` must be the primary key or a UNIQUE constraint.
+        """
         ...
 
     def insert(self, table: TableDef, row: Row) -> bytes:
@@ -94,8 +102,10 @@ class TxnContext(Protocol):
         ...
 
     def update(self, table: TableDef, key: bytes, row: Row) -> bytes:
-        """Replace the row at ``key`` with ``row``; returns the row's (possibly new) key
-        when the primary key changed. Same checks as :meth:`insert`."""
+        """Replace the row at ``key`` with ``row``; returns its key (new if the PK changed).
+
+        Same checks as :meth:`insert`.
+        """
         ...
 
     def delete(self, table: TableDef, key: bytes) -> None:
@@ -103,8 +113,11 @@ class TxnContext(Protocol):
         ...
 
     def create_table(self, definition: TableDef, if_not_exists: bool = False) -> bool:
-        """Create a table (``definition.table_id`` is 0); False when it existed and
-        ``if_not_exists`` was given, else 42P07 for an existing name."""
+        """Create a table (``definition.table_id`` is 0).
+
+        Returns False when it existed and ``if_not_exists`` was given; else an existing
+        name raises DuplicateTable (42P07).
+        """
         ...
 
     def drop_table(self, name: str, if_exists: bool = False) -> bool:

@@ -17,6 +17,7 @@ from offsetdb.config import Config
 from offsetdb.embedded_log import EmbeddedLog
 from offsetdb.ingest.writer import TransactionWriter
 from offsetdb.materializers.applier import Materializer
+from offsetdb.materializers.replay import Digest, copy_log, state_digest
 from offsetdb.store import Store, open_store
 
 _registry: dict[str, Database] = {}
@@ -79,6 +80,12 @@ class Database:
             raise
         self._references = 0
 
+    def digest(self) -> Digest:
+        """The state digest at the newest applied offset."""
+        materializer = self.materializer
+        snapshot = materializer.applied_offset
+        return state_digest(self.store, materializer.catalog.at(snapshot), snapshot)
+
     @classmethod
     def acquire(cls, path: str, config: Config | None = None) -> Database:
         """The open database for ``path`` in this process, opening it if needed."""
@@ -102,3 +109,29 @@ class Database:
         # Drop every holder of RocksDB handles before closing, so the directory unlocks.
         del self.writer, self.materializer, self.log
         self.store.close()
+
+
+def replay(source: str, target: str) -> Digest:
+    """Rebuild database ``source`` into the empty directory ``target`` from its log alone.
+
+    Copies the log, then opens ``target``, which applies every record from offset 0
+    (with progress on a terminal); returns the rebuilt state's digest, to compare with
+    ``source``'s. ``source`` must not be open in this or another process.
+    """
+    progress = TerminalProgress("copying log")
+    copy_log(source, target, progress)
+    progress.finish()
+    database = Database.acquire(target)
+    try:
+        return database.digest()
+    finally:
+        database.release()
+
+
+def digest(path: str) -> Digest:
+    """The state digest of the database in directory ``path``."""
+    database = Database.acquire(path)
+    try:
+        return database.digest()
+    finally:
+        database.release()

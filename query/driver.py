@@ -15,6 +15,7 @@ from typing import Any
 
 from offsetdb import errors
 from offsetdb.config import Config
+from offsetdb.materializers.replay import Digest
 from offsetdb.query.database import Database
 from offsetdb.query.engine import Result
 from offsetdb.query.session import Params, Session
@@ -111,6 +112,13 @@ class Connection:
     def closed(self) -> bool:
         """Whether :meth:`close` was called."""
         return self._database is None
+
+    def state_digest(self) -> Digest:
+        """A hash of every table's contents at the newest applied offset.
+
+        Equal on nodes that applied the same log (see :mod:`offsetdb.materializers.replay`).
+        """
+        return self._check_open().digest()
 
     def list_tables(self) -> list[str]:
         """Names of the tables at the latest snapshot, sorted."""

@@ -105,7 +105,7 @@ class Session:
                 raise
             if isinstance(result, int):
                 return Result([], [], result, "")
-            return result  # type: ignore[no-any-return]
+            return result
         attempts = self._db.config.autocommit_retries if retry else 0
         for attempt in range(attempts + 1):
             txn = self._new_txn(self.default_isolation)
@@ -121,7 +121,7 @@ class Session:
                 continue
             if isinstance(result, int):
                 return Result([], [], result, "")
-            return result  # type: ignore[no-any-return]
+            return result
         raise AssertionError("unreachable")
 
     # --- transaction control -------------------------------------------------------------

@@ -161,7 +161,7 @@ class Transaction:
     def _stored(self, table: TableDef, key: bytes) -> tuple[Any, ...] | None:
         """The primitive row at ``key`` as of the snapshot (no overlay, no read record)."""
         value = mvcc.read_live(self._data, version_key(table.table_id, key, 0)[:-8], self._snapshot)
-        return None if value is None else marshal.loads(value)  # type: ignore[no-any-return]
+        return None if value is None else marshal.loads(value)
 
     def find_unique(
         self, table: TableDef, columns: tuple[int, ...], values: Sequence[Any]
@@ -175,7 +175,7 @@ class Transaction:
                 f'specification on "{table.name}"'
             )
         number = table.unique.index(columns)
-        coerced = [coerce(v, table.columns[i].type, table.columns[i].name) for v, i in zip(values, columns)]
+        coerced = [coerce(v, table.columns[i].type, table.columns[i].name) for v, i in zip(values, columns, strict=True)]
         if any(v is None for v in coerced):
             return None
         encoded = encode_key(coerced)
@@ -187,7 +187,7 @@ class Transaction:
         if not table.table_id:
             return None
         self._record_predicate(
-            table, tuple(Conjunct(c, "=", (v,)) for c, v in zip(columns, coerced))
+            table, tuple(Conjunct(c, "=", (v,)) for c, v in zip(columns, coerced, strict=True))
         )
         holder = mvcc.read_live(self._index, index_prefix(table.table_id, number) + encoded, self._snapshot)
         if holder is None:
@@ -372,7 +372,7 @@ class Transaction:
                 f'row of {len(row)} values for "{table.name}", which has {len(columns)} columns'
             )
         out = []
-        for value, column in zip(row, columns):
+        for value, column in zip(row, columns, strict=True):
             if value is not None:
                 value = coerce(value, column.type, column.name)
             elif column.not_null:
@@ -476,7 +476,7 @@ def _overlay(
     hi: bytes | None,
 ) -> Iterator[tuple[bytes, Row]]:
     """Merge stored rows with this transaction's writes, in key order."""
-    own = sorted(
+    own: list[tuple[bytes, Row | None]] = sorted(
         (k, p.after)
         for k, p in pending.items()
         if k >= lo and (hi is None or k < hi or k[:1] == _PROVISIONAL)
@@ -493,6 +493,6 @@ def _overlay(
             i += 1
             continue
         yield key, row
-    for key, row in own[i:]:
-        if row is not None:
-            yield key, row
+    for own_key, own_row in own[i:]:
+        if own_row is not None:
+            yield own_key, own_row

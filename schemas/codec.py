@@ -34,15 +34,17 @@ FORMAT_VERSION = 1
 
 def _load(name: str) -> dict[str, Any]:
     text = resources.files("offsetdb.schemas").joinpath(name).read_text()
-    return json.loads(text)  # type: ignore[no-any-return]
+    schema: dict[str, Any] = json.loads(text)
+    return schema
 
 
-_LOG_RECORD = fastavro.parse_schema(_load("log_record.avsc"))
+_LOG_RECORD: Any = fastavro.parse_schema(_load("log_record.avsc"))
 
 
 def log_record_schema() -> dict[str, Any]:
     """The parsed LogRecord schema."""
-    return _LOG_RECORD  # type: ignore[no-any-return]
+    schema: dict[str, Any] = _LOG_RECORD
+    return schema
 
 
 def encode_log_record(body: dict[str, Any], body_type: str) -> bytes:
@@ -128,7 +130,7 @@ def encode_images(table: TableDef, rows: list[tuple[Any, ...]]) -> bytes:
     """Encode primitive-form rows of ``table`` as one Avro array."""
     names = table.column_names
     out = io.BytesIO()
-    fastavro.schemaless_writer(out, _schema_for(table), [dict(zip(names, r)) for r in rows])
+    fastavro.schemaless_writer(out, _schema_for(table), [dict(zip(names, r, strict=True)) for r in rows])
     return out.getvalue()
 
 
