@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from offsetdb import errors
-from offsetdb.types import Kind, SqlType, row_converters
+from offsetdb.types import Kind, SqlType, row_coercer, row_converters
 
 
 @dataclass(frozen=True)
@@ -81,6 +81,15 @@ class TableDef:
         cached = self._cache.get("conv")
         if cached is None:
             cached = self._cache["conv"] = row_converters(self.types)
+        return cached
+
+    def coercer(self) -> Any:
+        """Function coercing a row to this table's column types and checking NOT NULL."""
+        cached = self._cache.get("coercer")
+        if cached is None:
+            cached = self._cache["coercer"] = row_coercer(
+                self.types, self.column_names, tuple(c.not_null for c in self.columns), self.name
+            )
         return cached
 
     def with_id(self, table_id: int) -> TableDef:

@@ -217,4 +217,8 @@ register(
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # ``python -m offsetdb.cli``: run the registry of the importable module, so that
+    # subcommands registered from elsewhere with ``offsetdb.cli.register`` are included.
+    from offsetdb.cli import main as _main
+
+    sys.exit(_main())

@@ -383,3 +383,44 @@ def from_primitive(value: Any, sql_type: SqlType) -> Any:
     """One primitive (stored) value back in its logical form."""
     fn = _FROM_PRIMITIVE.get(sql_type.kind)
     return value if fn is None or value is None else fn(value)
+
+
+def row_coercer(
+    types: tuple[SqlType, ...], names: tuple[str, ...], not_null: tuple[bool, ...], table: str
+) -> Callable[[tuple[Any, ...]], tuple[Any, ...]]:
+    """A function that coerces a whole row to these column types and checks NOT NULL.
+
+    Built once per table version. Values already of the column's Python type (the
+    common case for parameters) pass with one type check, without a call to
+    :func:`coerce`; integers get their range check inline.
+    """
+    specs = []
+    for sql_type, name, required in zip(types, names, not_null, strict=True):
+        plain = sql_type.length is None and sql_type.scale is None and sql_type.precision is None
+        fast: type | None = sql_type.python_type if plain else None
+        if sql_type.kind in (Kind.DATE, Kind.TIMESTAMP):
+            fast = None  # datetime is a subclass of date: always go through coerce
+        bounds = None
+        if sql_type.kind is Kind.INTEGER:
+            bounds = (INT32_MIN, INT32_MAX)
+        elif sql_type.kind is Kind.BIGINT:
+            bounds = (INT64_MIN, INT64_MAX)
+        specs.append((sql_type, name, required, fast, bounds))
+
+    def coerce_row(row: tuple[Any, ...]) -> tuple[Any, ...]:
+        out = []
+        for value, (sql_type, name, required, fast, bounds) in zip(row, specs, strict=True):
+            if value is None:
+                if required:
+                    raise errors.NotNullViolation(
+                        f'null value in column "{name}" of relation "{table}" violates '
+                        "not-null constraint"
+                    )
+            elif type(value) is not fast or (
+                bounds is not None and not bounds[0] <= value <= bounds[1]
+            ):
+                value = coerce(value, sql_type, name)
+            out.append(value)
+        return tuple(out)
+
+    return coerce_row

@@ -28,7 +28,6 @@ from offsetdb.keys import (
     index_prefix,
     prefix_end,
     table_prefix,
-    version_key,
 )
 from offsetdb.materializers import mvcc
 from offsetdb.materializers.catalog import CatalogVersion, TableDef
@@ -160,7 +159,7 @@ class Transaction:
 
     def _stored(self, table: TableDef, key: bytes) -> tuple[Any, ...] | None:
         """The primitive row at ``key`` as of the snapshot (no overlay, no read record)."""
-        value = mvcc.read_live(self._data, version_key(table.table_id, key, 0)[:-8], self._snapshot)
+        value = mvcc.read_live(self._data, table_prefix(table.table_id) + key, self._snapshot)
         return None if value is None else marshal.loads(value)
 
     def find_unique(
@@ -366,22 +365,12 @@ class Transaction:
         return writes
 
     def _checked_row(self, table: TableDef, row: Row) -> Row:
-        columns = table.columns
-        if len(row) != len(columns):
+        if len(row) != len(table.columns):
             raise errors.InternalError(
-                f'row of {len(row)} values for "{table.name}", which has {len(columns)} columns'
+                f'row of {len(row)} values for "{table.name}", which has {len(table.columns)} columns'
             )
-        out = []
-        for value, column in zip(row, columns, strict=True):
-            if value is not None:
-                value = coerce(value, column.type, column.name)
-            elif column.not_null:
-                raise errors.NotNullViolation(
-                    f'null value in column "{column.name}" of relation "{table.name}" '
-                    "violates not-null constraint"
-                )
-            out.append(value)
-        return tuple(out)
+        checked: Row = table.coercer()(row)
+        return checked
 
     def _duplicate_key(self, table: TableDef, key: bytes) -> errors.Error:
         columns = [table.columns[i].name for i in table.primary_key]
