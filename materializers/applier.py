@@ -43,6 +43,7 @@ from offsetdb.log import Log, LogEntry
 from offsetdb.materializers import mvcc
 from offsetdb.materializers.catalog import Catalog, CatalogVersion, TableDef
 from offsetdb.materializers.certifier import CertificationWindow, Predicate
+from offsetdb.materializers.gc import GarbageCollector, SnapshotRegistry
 from offsetdb.schemas.codec import decode_images, decode_log_record
 from offsetdb.store import Store
 
@@ -133,6 +134,12 @@ class Materializer:
         self.catalog = self._load_catalog()
         self.window = CertificationWindow(config.certification_window)
         self._rebuild_window()
+        self.snapshots = SnapshotRegistry()
+        # Versions a certification could still consult must survive collection: keep at
+        # least the window's worth of history, whatever the retention setting says.
+        self.gc = GarbageCollector(
+            store, self.snapshots, max(config.history_retention, config.certification_window + 1)
+        )
 
     # --- state visible to readers -----------------------------------------------------
 
@@ -197,6 +204,7 @@ class Materializer:
                 applied += len(entries)
                 if self._progress is not None:
                     self._progress(self._next_offset, target, time.monotonic() - started)
+            self.gc.maybe_collect(self.applied_offset)
         return applied
 
     def _apply_entry(self, entry: LogEntry) -> None:
@@ -217,8 +225,12 @@ class Materializer:
             # they must never run ahead of the rows they describe.
             if publish is not None:
                 catalog, written = publish
-                if catalog is not self.catalog.latest():
+                previous = self.catalog.latest()
+                if catalog is not previous:
                     self.catalog.publish(catalog)
+                    for table in previous.tables():
+                        if catalog.by_id(table.table_id) is None:
+                            self.gc.note_drop(table.table_id, offset)
                 self.window.add(offset, written)
             else:
                 self.window.add(offset, {})
@@ -463,6 +475,7 @@ class Materializer:
             table = group.table
             table_id = table.table_id
             keys_written = written.setdefault(table_id, [])
+            self.gc.note_writes(table_id, sum(1 for op in group.ops if op != "INSERT"))
             for key, before, after in zip(group.keys, group.befores, group.afters, strict=True):
                 keys_written.append(key)
                 value = mvcc.TOMBSTONE if after is None else mvcc.encode_row(after)

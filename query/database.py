@@ -106,6 +106,7 @@ class Database:
                 return
             _registry.pop(self.path, None)
         self.log.close()
+        self.materializer.gc.wait_idle()
         # Drop every holder of RocksDB handles before closing, so the directory unlocks.
         del self.writer, self.materializer, self.log
         self.store.close()

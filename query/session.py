@@ -110,8 +110,8 @@ class Session:
         for attempt in range(attempts + 1):
             txn = self._new_txn(self.default_isolation)
             self.last_snapshot = txn.snapshot_offset
-            result = work(txn)
             try:
+                result = work(txn)
                 self._commit_txn(txn)
             except errors.SerializationFailure:
                 if attempt == attempts:
@@ -119,6 +119,8 @@ class Session:
                 # Jittered backoff, so that colliding retries do not collide again.
                 time.sleep(random.uniform(0, 0.0005 * (attempt + 1)))
                 continue
+            finally:
+                self._db.materializer.snapshots.unpin(txn.snapshot_offset)
             if isinstance(result, int):
                 return Result([], [], result, "")
             return result
@@ -163,6 +165,8 @@ class Session:
         self._end()
 
     def _end(self) -> None:
+        if self._txn is not None:
+            self._db.materializer.snapshots.unpin(self._txn.snapshot_offset)
         self._txn = None
         self._block = False
         self._block_isolation = None
@@ -180,6 +184,7 @@ class Session:
         if self.last_commit_offset is not None and snapshot < self.last_commit_offset:
             materializer.wait_applied(self.last_commit_offset, None)
             snapshot = materializer.applied_offset
+        materializer.snapshots.pin(snapshot)
         store = self._db.store
         return Transaction(
             store.data,

@@ -155,3 +155,22 @@ def test_write_to_a_table_dropped_concurrently_aborts(db: Database) -> None:
     assert commit(db, dropper).committed
     outcome = commit(db, writer)
     assert outcome.sqlstate == "40001" and "accounts" in (outcome.message or "")
+
+
+def test_garbage_collection_keeps_current_rows_and_refuses_collected_snapshots(db: Database) -> None:
+    old_snapshot = db.materializer.applied_offset
+    for round_ in range(20):
+        txn = begin(db)
+        for i in range(5):
+            bump(txn, i, 1)
+        assert commit(db, txn).committed
+    before = db.digest()
+    horizon = db.materializer.snapshots.advance(db.materializer.applied_offset - 2)
+    deleted = db.materializer.gc.collect(horizon)
+    assert deleted >= 5 * 18
+    assert db.digest() == before
+    reader = begin(db)
+    assert [row[1] for _, row in reader.scan(reader.table("accounts"))] == [120] * 5
+    with pytest.raises(Exception) as caught:
+        db.materializer.snapshots.pin(old_snapshot)
+    assert getattr(caught.value, "sqlstate", None) == "72000"
