@@ -80,7 +80,6 @@ class Transaction:
         self._snapshot = snapshot
         self.isolation = isolation
         self.principal = principal
-        self.txn_id = uuid.uuid4().hex
         self._created: dict[str, TableDef] = {}
         self._dropped: dict[str, TableDef] = {}
         self._ddl: list[dict[str, Any]] = []
@@ -334,7 +333,7 @@ class Transaction:
                 }
             )
         return {
-            "txn_id": self.txn_id,
+            "txn_id": uuid.uuid4().hex,
             "principal": self.principal,
             "client_time_us": time.time_ns() // 1000,
             "snapshot_offset": self._snapshot,

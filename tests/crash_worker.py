@@ -85,10 +85,11 @@ def main() -> None:
     threads = [
         threading.Thread(target=inserter, args=(path, w, seed, out), daemon=True) for w in range(3)
     ] + [threading.Thread(target=transferer, args=(path, seed + 1000 * t, out), daemon=True) for t in range(2)]
+    with out:
+        sys.stdout.write("ready\n")
+        sys.stdout.flush()
     for t in threads:
         t.start()
-    sys.stdout.write("ready\n")
-    sys.stdout.flush()
     for t in threads:
         t.join()
 

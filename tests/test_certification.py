@@ -159,7 +159,7 @@ def test_write_to_a_table_dropped_concurrently_aborts(db: Database) -> None:
 
 def test_garbage_collection_keeps_current_rows_and_refuses_collected_snapshots(db: Database) -> None:
     old_snapshot = db.materializer.applied_offset
-    for round_ in range(20):
+    for _ in range(20):
         txn = begin(db)
         for i in range(5):
             bump(txn, i, 1)

@@ -34,7 +34,15 @@ class ParamSpec:
 
         Returns:
             A sequence indexed by slot.
+
         """
+        # the common case first: a positional sequence of the right length
+        if (
+            (type(params) is tuple or type(params) is list)
+            and len(params) == self.count
+            and self.style != "named"
+        ):
+            return params
         if params is None:
             if self.count:
                 raise _count_error(self.count, 0)
@@ -83,6 +91,7 @@ def tag_parameters(tree: exp.Expression) -> ParamSpec:
 
     Returns:
         The statement's :class:`ParamSpec`.
+
     """
     style: str | None = None
     highest = 0

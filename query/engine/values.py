@@ -385,7 +385,7 @@ def to_text(value: Any) -> str:
     """PostgreSQL's text output of a non-NULL value (what ``::text`` and ``||`` give)."""
     t = type(value)
     if t is str:
-        return value  # type: ignore[no-any-return]
+        return value
     if t is bool:
         return "true" if value else "false"
     if t is int:
@@ -400,9 +400,9 @@ def to_text(value: Any) -> str:
     if t is Decimal:
         return format(value, "f")
     if t is dt.datetime:
-        return value.isoformat(sep=" ")  # type: ignore[no-any-return]
+        return value.isoformat(sep=" ")
     if t is dt.date:
-        return value.isoformat()  # type: ignore[no-any-return]
+        return value.isoformat()
     if t is bytes:
         return "\\x" + value.hex()
     if t is dt.timedelta or t is Interval:

@@ -1,0 +1,1119 @@
+"""Compiling sqlglot expression trees into Python closures, once per plan.
+
+:class:`Compiler` turns a node into a :class:`~.runtime.CExpr` against a
+:class:`~.scope.Scope`. Per-row evaluation never looks at the sqlglot tree again. NULL
+handling and SQL's three-valued logic live here: comparisons and arithmetic return
+``None`` when an operand is NULL, AND/OR follow the truth tables (NULL AND FALSE is
+FALSE, NULL OR TRUE is TRUE), and callers that filter keep a row only when the
+predicate ``is True``.
+
+Constant subtrees are folded at compile time; a fold that raises is left to run time, so
+an error in a branch that never runs (``CASE WHEN false THEN 1/0 END``) is never raised.
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+from collections.abc import Callable
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from sqlglot import exp
+
+from offsetdb import errors
+from offsetdb.types import INT64_MAX, INT64_MIN, Kind, SqlType, coerce, type_from_name
+
+from . import values as V
+from .datetimes import parse_interval
+from .runtime import CExpr, Env, Fn, Row, constant
+from .scope import Scope, resolve_error
+
+if TYPE_CHECKING:
+    from .select import Planner, QueryPlan
+
+AGGREGATES = (
+    exp.Count,
+    exp.Sum,
+    exp.Avg,
+    exp.Min,
+    exp.Max,
+    exp.GroupConcat,
+    exp.LogicalAnd,
+    exp.LogicalOr,
+    exp.ArrayAgg,
+)
+
+
+def is_aggregate(node: exp.Expression) -> bool:
+    """True for an aggregate call (including one wrapped in FILTER)."""
+    if isinstance(node, exp.Filter):
+        return is_aggregate(node.this)
+    return isinstance(node, exp.AggFunc)
+
+
+def sql_type_of(data_type: exp.DataType) -> SqlType:
+    """The SqlType a sqlglot DataType names (0A000 naming it when unsupported)."""
+    dtype = data_type.this
+    name = dtype.name.lower() if hasattr(dtype, "name") else str(dtype).lower()
+    # sqlglot spells REAL as FLOAT and FLOAT as DOUBLE; PostgreSQL's names are wanted here.
+    name = {"float": "real", "double": "double precision", "tinyint": "smallint"}.get(name, name)
+    if name in ("serial", "bigserial", "smallserial"):
+        raise errors.not_supported(f"type {name.upper()}")
+    params = [p.this for p in data_type.expressions if isinstance(p, exp.DataTypeParam)]
+    nums: list[int] = []
+    for p in params:
+        if not isinstance(p, exp.Literal) or p.is_string:
+            raise errors.not_supported(f"type {data_type.sql(dialect='postgres')}")
+        nums.append(int(p.name))
+    if name in ("varchar", "char", "nchar", "nvarchar", "character varying"):
+        return type_from_name(name, length=nums[0] if nums else None)
+    if name in ("decimal", "numeric"):
+        return type_from_name(
+            name, precision=nums[0] if nums else None, scale=nums[1] if len(nums) > 1 else 0
+        )
+    return type_from_name(name)
+
+
+def _flatten_and(node: exp.Expression) -> list[exp.Expression]:
+    """The AND-ed terms of a predicate."""
+    out: list[exp.Expression] = []
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        while isinstance(n, exp.Paren):
+            n = n.this
+        if isinstance(n, exp.And):
+            stack.append(n.expression)
+            stack.append(n.this)
+        else:
+            out.append(n)
+    return out
+
+
+conjuncts = _flatten_and
+
+
+def _fold(result: CExpr, parts: list[CExpr]) -> CExpr:
+    """``result`` replaced by its constant value when every operand is constant."""
+    if result.const or not all(p.const for p in parts):
+        return result
+    try:
+        value = result.fn((), None)  # type: ignore[arg-type]
+    except errors.Error:
+        return result  # raise at run time, and only if it is really evaluated
+    return constant(value, result.type)
+
+
+_CMP_OPS: dict[type, tuple[str, Callable[[Any, Any], Any], Callable[[Any, Any], bool]]] = {
+    exp.EQ: ("=", operator.eq, V.sql_eq),
+    exp.NEQ: ("<>", operator.ne, V.sql_ne),
+    exp.LT: ("<", operator.lt, V.sql_lt),
+    exp.LTE: ("<=", operator.le, V.sql_le),
+    exp.GT: (">", operator.gt, V.sql_gt),
+    exp.GTE: (">=", operator.ge, V.sql_ge),
+}
+_FLIPPED = {"=": "=", "<>": "<>", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
+
+
+class Compiler:
+    """Compiles expressions evaluated on the rows of one scope.
+
+    Args:
+        planner: the statement planner (for subqueries and the table catalog).
+        scope: the columns of the rows the expressions will see.
+        clause: the clause being compiled, for error messages ("WHERE").
+
+    """
+
+    def __init__(self, planner: Planner, scope: Scope, clause: str = "this context") -> None:
+        self.planner = planner
+        self.scope = scope
+        self.clause = clause
+        # deepest enclosing level referenced (1: the parent scope); tells a subquery
+        # whether it is correlated, and how its results may be cached
+        self.outer_depth = 0
+        self.local_refs = 0
+
+    # --- entry points -----------------------------------------------------------------
+
+    def compile(self, node: exp.Expression) -> CExpr:
+        """Compile ``node`` into a closure over this scope's rows."""
+        special = self.override(node)
+        if special is not None:
+            return special
+        handler = _HANDLERS.get(type(node))
+        if handler is not None:
+            compiled = handler(self, node)
+            if node.args.get("negate") and not isinstance(node, (exp.Like, exp.ILike)):
+                # sqlglot spells "x IS NOT NULL" and friends as the node with negate=True
+                return _negate(compiled)
+            return compiled
+        from . import functions
+
+        if isinstance(node, exp.Window):
+            raise errors.not_supported("window functions")
+        if is_aggregate(node):
+            return self.aggregate(node)
+        if isinstance(node, exp.Func):
+            return functions.compile_function(self, node)
+        raise errors.not_supported(f"expression {node.key.upper()}")
+
+    def predicate(self, node: exp.Expression, clause: str) -> CExpr:
+        """Compile a condition (WHERE, ON, HAVING): its type must be boolean (42804)."""
+        compiled = self.compile(node)
+        if compiled.type is not None and compiled.type.kind is not Kind.BOOLEAN:
+            raise errors.DatatypeMismatch(
+                f"argument of {clause} must be type boolean, not type "
+                f"{V.static_type_name(compiled.type)}"
+            )
+        return compiled
+
+    def override(self, node: exp.Expression) -> CExpr | None:
+        """Hook for subclasses: a replacement compilation of ``node``, or None."""
+        return None
+
+    def aggregate(self, node: exp.Expression) -> CExpr:
+        """An aggregate where none is allowed (42803); the grouped compiler overrides it."""
+        raise errors.GroupingError(f"aggregate functions are not allowed in {self.clause}")
+
+    # --- columns and parameters -------------------------------------------------------
+
+    def column(self, node: exp.Column) -> CExpr:
+        """A column reference, local or from an enclosing query (correlation)."""
+        if isinstance(node.this, exp.Star):
+            raise errors.SqlSyntaxError(f"{node.sql()} is not allowed in {self.clause}")
+        name = node.name
+        qualifier = node.table or None
+        if node.args.get("db"):
+            raise errors.not_supported(f"qualified name {node.sql()}")
+        scope: Scope | None = self.scope
+        depth = 0
+        while scope is not None:
+            hit = scope.lookup(name, qualifier)
+            if hit is not None:
+                index, sql_type = hit
+                return self._column_ref(depth, index, sql_type)
+            scope = scope.parent
+            depth += 1
+        raise resolve_error(name, qualifier, self.scope)
+
+    def _column_ref(self, depth: int, index: int, sql_type: SqlType | None) -> CExpr:
+        if depth == 0:
+            self.local_refs += 1
+            getter = operator.itemgetter(index)
+
+            def local(row: Row, env: Env) -> Any:
+                return getter(row)
+
+            return CExpr(local, sql_type)
+        self.outer_depth = max(self.outer_depth, depth)
+        back = -depth
+
+        def outer(row: Row, env: Env) -> Any:
+            return env.outer[back][index]
+
+        return CExpr(outer, sql_type)
+
+    def parameter(self, node: exp.Expression) -> CExpr:
+        """A placeholder: ``env.params[slot]``, typed by context."""
+        slot = node.meta.get("slot")
+        if slot is None:
+            raise errors.InternalError("placeholder without a slot")
+
+        def param(row: Row, env: Env) -> Any:
+            return env.params[slot]
+
+        return CExpr(param, None, untyped=True, param=slot)
+
+    # --- literals ---------------------------------------------------------------------
+
+    def literal(self, node: exp.Literal) -> CExpr:
+        """A number or string literal (numbers with a point or exponent are NUMERIC)."""
+        text = node.this
+        if node.is_string:
+            return constant(text, V.TEXT, untyped=True)
+        if re.fullmatch(r"\d+", text):
+            number = int(text)
+            if -(2**31) <= number < 2**31:
+                return constant(number, V.INTEGER)
+            if INT64_MIN <= number <= INT64_MAX:
+                return constant(number, V.BIGINT)
+            return constant(Decimal(number), V.NUMERIC)
+        try:
+            value = Decimal(text)
+        except ArithmeticError:
+            raise errors.SqlSyntaxError(f"invalid number {text!r}") from None
+        if value == value.to_integral_value() and value.as_tuple().exponent > 0:  # type: ignore[operator]
+            value = value.quantize(Decimal(1))
+        return constant(value, V.NUMERIC)
+
+    # --- helpers for typed operands ---------------------------------------------------
+
+    def resolve_untyped(self, a: CExpr, b: CExpr) -> tuple[CExpr, CExpr]:
+        """A string literal meeting a typed operand is parsed as that type (22P02 if not)."""
+        if a.const and a.untyped and isinstance(a.value, str) and b.type is not None:
+            a = self._literal_as(a, b.type)
+        if b.const and b.untyped and isinstance(b.value, str) and a.type is not None:
+            b = self._literal_as(b, a.type)
+        return a, b
+
+    def _literal_as(self, lit: CExpr, target: SqlType) -> CExpr:
+        if V.category(target) == "text":
+            return constant(lit.value, V.TEXT)
+        if target.kind in V.INT_KINDS:
+            try:
+                return constant(int(lit.value.strip()), target)
+            except ValueError:
+                # '1.5' = an integer column compares as numeric; junk raises 22P02
+                return constant(coerce(lit.value, V.NUMERIC, "literal"), V.NUMERIC)
+        if target.kind is Kind.NUMERIC:
+            target = V.NUMERIC  # compare at full precision, not the column's scale
+        return constant(coerce(lit.value, target, "literal"), target)
+
+    def check_comparable(self, a: CExpr, b: CExpr, op: str) -> bool:
+        """True when both operands have the same comparison family (a fast path is safe).
+
+        Raises 42883 when both types are known and cannot be compared at all.
+        """
+        ca = V.category(a.type)
+        cb = V.category(b.type)
+        if ca is None or cb is None:
+            return False
+        if ca != cb:
+            raise errors.UndefinedFunction(
+                f"operator does not exist: {V.static_type_name(a.type)} {op} "
+                f"{V.static_type_name(b.type)}"
+            )
+        if ca == "time":
+            return a.type == b.type
+        return True
+
+    # --- subqueries ---------------------------------------------------------------------
+
+    def subquery(self, node: exp.Expression) -> tuple[QueryPlan, Callable[[Row, Env], list[Row]]]:
+        """Plan a subquery whose enclosing level is this scope; return it and a runner.
+
+        The runner gives the subquery's rows for the current row, computed once per
+        execution when uncorrelated, once per distinct outer row when correlated.
+        """
+        plan = self.planner.plan_query(node, parent=self.scope)
+        if plan.outer_depth > 1:
+            self.outer_depth = max(self.outer_depth, plan.outer_depth - 1)
+        correlated = plan.outer_depth > 0
+        key = object()
+
+        if not correlated:
+
+            def run(row: Row, env: Env) -> list[Row]:
+                cached = env.cache.get(key)
+                if cached is None:
+                    cached = env.cache[key] = list(plan.rows(env.child(row)))
+                return cached
+
+            return plan, run
+
+        def run_correlated(row: Row, env: Env) -> list[Row]:
+            cache_key = (key, env.outer, row)
+            try:
+                cached = env.cache.get(cache_key)
+            except TypeError:  # an unhashable value: no caching for this row
+                return list(plan.rows(env.child(row)))
+            if cached is None:
+                cached = env.cache[cache_key] = list(plan.rows(env.child(row)))
+            return cached
+
+        return plan, run_correlated
+
+
+# --- node handlers ------------------------------------------------------------------
+
+
+def _column(c: Compiler, node: exp.Expression) -> CExpr:
+    assert isinstance(node, exp.Column)
+    return c.column(node)
+
+
+def _literal(c: Compiler, node: exp.Expression) -> CExpr:
+    assert isinstance(node, exp.Literal)
+    return c.literal(node)
+
+
+def _boolean(c: Compiler, node: exp.Expression) -> CExpr:
+    return constant(bool(node.this), V.BOOLEAN)
+
+
+def _null(c: Compiler, node: exp.Expression) -> CExpr:
+    return constant(None, None)
+
+
+def _paren(c: Compiler, node: exp.Expression) -> CExpr:
+    return c.compile(node.this)
+
+
+def _parameter(c: Compiler, node: exp.Expression) -> CExpr:
+    return c.parameter(node)
+
+
+def _placeholder(c: Compiler, node: exp.Expression) -> CExpr:
+    return c.parameter(node)
+
+
+def _alias(c: Compiler, node: exp.Expression) -> CExpr:
+    return c.compile(node.this)
+
+
+def _not(c: Compiler, node: exp.Expression) -> CExpr:
+    inner = c.compile(node.this)
+    f = inner.fn
+
+    def not_(row: Row, env: Env) -> Any:
+        v = f(row, env)
+        return None if v is None else not v
+
+    return _fold(CExpr(not_, V.BOOLEAN), [inner])
+
+
+def _negate(inner: CExpr) -> CExpr:
+    f = inner.fn
+
+    def not_(row: Row, env: Env) -> Any:
+        v = f(row, env)
+        return None if v is None else not v
+
+    return _fold(CExpr(not_, V.BOOLEAN), [inner])
+
+
+def _and(c: Compiler, node: exp.Expression) -> CExpr:
+    a = c.predicate(node.this, "AND")
+    b = c.predicate(node.expression, "AND")
+    fa, fb = a.fn, b.fn
+
+    def and_(row: Row, env: Env) -> Any:
+        x = fa(row, env)
+        if x is False:
+            return False
+        y = fb(row, env)
+        if y is False:
+            return False
+        if x is None or y is None:
+            return None
+        return True
+
+    return _fold(CExpr(and_, V.BOOLEAN), [a, b])
+
+
+def _or(c: Compiler, node: exp.Expression) -> CExpr:
+    a = c.predicate(node.this, "OR")
+    b = c.predicate(node.expression, "OR")
+    fa, fb = a.fn, b.fn
+
+    def or_(row: Row, env: Env) -> Any:
+        x = fa(row, env)
+        if x is True:
+            return True
+        y = fb(row, env)
+        if y is True:
+            return True
+        if x is None or y is None:
+            return None
+        return False
+
+    return _fold(CExpr(or_, V.BOOLEAN), [a, b])
+
+
+def _comparison(c: Compiler, node: exp.Expression) -> CExpr:
+    op, fast, generic = _CMP_OPS[type(node)]
+    right_node = node.expression
+    if isinstance(right_node, (exp.Any, exp.All)):
+        return _quantified(c, node.this, op, right_node)
+    if isinstance(node.this, (exp.Any, exp.All)):
+        return _quantified(c, right_node, _FLIPPED[op], node.this)
+    a, b = c.resolve_untyped(c.compile(node.this), c.compile(right_node))
+    return compare(c, a, b, op)
+
+
+def compare(c: Compiler, a: CExpr, b: CExpr, op: str) -> CExpr:
+    """``a op b`` with NULL propagation; op is one of = <> < <= > >=."""
+    fast, generic = {
+        "=": (operator.eq, V.sql_eq),
+        "<>": (operator.ne, V.sql_ne),
+        "<": (operator.lt, V.sql_lt),
+        "<=": (operator.le, V.sql_le),
+        ">": (operator.gt, V.sql_gt),
+        ">=": (operator.ge, V.sql_ge),
+    }[op]
+    same = c.check_comparable(a, b, op)
+    cmp: Callable[[Any, Any], Any] = fast if same else generic
+    fa, fb = a.fn, b.fn
+    if b.const:
+        k = b.value
+        if k is None:
+            return constant(None, V.BOOLEAN)
+
+        def cmp_const(row: Row, env: Env) -> Any:
+            x = fa(row, env)
+            if x is None:
+                return None
+            return cmp(x, k)
+
+        return _fold(CExpr(cmp_const, V.BOOLEAN), [a, b])
+
+    def cmp_(row: Row, env: Env) -> Any:
+        x = fa(row, env)
+        if x is None:
+            return None
+        y = fb(row, env)
+        if y is None:
+            return None
+        return cmp(x, y)
+
+    return _fold(CExpr(cmp_, V.BOOLEAN), [a, b])
+
+
+def _quantified(c: Compiler, left: exp.Expression, op: str, q: exp.Expression) -> CExpr:
+    """``x op ANY (subquery)`` / ``x op ALL (subquery)`` with three-valued logic."""
+    target = q.this
+    while isinstance(target, exp.Paren):
+        target = target.this
+    if isinstance(target, exp.Subquery):
+        target = target.this
+    if not isinstance(target, (exp.Select, exp.SetOperation)):
+        raise errors.not_supported(f"{q.key.upper()} over an array")
+    a = c.compile(left)
+    plan, run = c.subquery(target)
+    if len(plan.columns) != 1:
+        raise errors.SqlSyntaxError("subquery has too many columns")
+    generic = {
+        "=": V.sql_eq,
+        "<>": V.sql_ne,
+        "<": V.sql_lt,
+        "<=": V.sql_le,
+        ">": V.sql_gt,
+        ">=": V.sql_ge,
+    }[op]
+    is_all = isinstance(q, exp.All)
+    fa = a.fn
+
+    def quantified(row: Row, env: Env) -> Any:
+        x = fa(row, env)
+        rows = run(row, env)
+        if not rows:
+            return is_all
+        if x is None:
+            return None
+        saw_null = False
+        for (y,) in rows:
+            if y is None:
+                saw_null = True
+                continue
+            r = generic(x, y)
+            if is_all and not r:
+                return False
+            if not is_all and r:
+                return True
+        if saw_null:
+            return None
+        return is_all
+
+    return CExpr(quantified, V.BOOLEAN)
+
+
+def _null_safe(c: Compiler, node: exp.Expression) -> CExpr:
+    a, b = c.resolve_untyped(c.compile(node.this), c.compile(node.expression))
+    c.check_comparable(a, b, "IS DISTINCT FROM")
+    fa, fb = a.fn, b.fn
+    want_equal = isinstance(node, exp.NullSafeEQ)
+
+    def distinct(row: Row, env: Env) -> Any:
+        x = fa(row, env)
+        y = fb(row, env)
+        equal = (x is None and y is None) if x is None or y is None else V.sql_eq(x, y)
+        return equal if want_equal else not equal
+
+    return _fold(CExpr(distinct, V.BOOLEAN), [a, b])
+
+
+def _is(c: Compiler, node: exp.Expression) -> CExpr:
+    a = c.compile(node.this)
+    fa = a.fn
+    target = node.expression
+    if isinstance(target, exp.Null):
+
+        def is_null(row: Row, env: Env) -> Any:
+            return fa(row, env) is None
+
+        return _fold(CExpr(is_null, V.BOOLEAN), [a])
+    if isinstance(target, exp.Boolean):
+        want = bool(target.this)
+
+        def is_bool(row: Row, env: Env) -> Any:
+            return fa(row, env) is want
+
+        return _fold(CExpr(is_bool, V.BOOLEAN), [a])
+    raise errors.not_supported(f"IS {target.sql()}")
+
+
+def _int_result_type(a: SqlType | None, b: SqlType | None) -> SqlType | None:
+    if a is None or b is None:
+        return None
+    if a.kind is Kind.INTEGER and b.kind is Kind.INTEGER:
+        return V.INTEGER
+    return V.BIGINT
+
+
+def arith_type(op: str, a: SqlType | None, b: SqlType | None) -> SqlType | None:
+    """The static result type of ``a op b`` (None when it depends on run-time values)."""
+    if a is None or b is None:
+        return None
+    ka, kb = a.kind, b.kind
+    if ka in V.NUMBER_KINDS and kb in V.NUMBER_KINDS:
+        if ka in V.INT_KINDS and kb in V.INT_KINDS:
+            return _int_result_type(a, b) if op != "^" else V.DOUBLE
+        if ka in V.FLOAT_KINDS or kb in V.FLOAT_KINDS:
+            return V.DOUBLE
+        return V.NUMERIC
+    if op in "+-":
+        if ka is Kind.DATE and kb in V.INT_KINDS:
+            return V.DATE
+        if ka in V.INT_KINDS and kb is Kind.DATE and op == "+":
+            return V.DATE
+        if ka is Kind.DATE and kb is Kind.DATE and op == "-":
+            return V.INTEGER
+        if ka in V.TIME_KINDS and kb in V.TIME_KINDS and op == "-":
+            return None  # an interval, which has no column type
+    raise errors.UndefinedFunction(
+        f"operator does not exist: {V.static_type_name(a)} {op} {V.static_type_name(b)}"
+    )
+
+
+_ARITH: dict[type, tuple[str, Callable[[Any, Any], Any]]] = {
+    exp.Add: ("+", V.add),
+    exp.Sub: ("-", V.sub),
+    exp.Mul: ("*", V.mul),
+    exp.Div: ("/", V.div),
+    exp.Mod: ("%", V.mod),
+    exp.Pow: ("^", V.power),
+}
+
+
+def _arith(c: Compiler, node: exp.Expression) -> CExpr:
+    op, generic = _ARITH[type(node)]
+    a, b = c.resolve_untyped(c.compile(node.this), c.compile(node.expression))
+    return arithmetic(a, b, op, generic)
+
+
+def arithmetic(a: CExpr, b: CExpr, op: str, generic: Callable[[Any, Any], Any]) -> CExpr:
+    """``a op b`` with NULL propagation and integer overflow checks."""
+    if _is_interval(a) or _is_interval(b):
+        result_type: SqlType | None = None
+        if op in "+-" and (_is_time(a.type) or _is_time(b.type)):
+            result_type = V.TIMESTAMP
+    else:
+        result_type = arith_type(op, a.type, b.type)
+    fa, fb = a.fn, b.fn
+    checks_int = result_type is None or result_type.kind in V.INT_KINDS
+    rtype = result_type
+
+    def arith(row: Row, env: Env) -> Any:
+        x = fa(row, env)
+        if x is None:
+            return None
+        y = fb(row, env)
+        if y is None:
+            return None
+        r = generic(x, y)
+        if checks_int and type(r) is int:
+            return V.check_int(r, rtype)
+        return r
+
+    return _fold(CExpr(arith, result_type), [a, b])
+
+
+def _is_interval(e: CExpr) -> bool:
+    return e.const and type(e.value).__name__ in ("timedelta", "Interval")
+
+
+def _is_time(t: SqlType | None) -> bool:
+    return t is not None and t.kind in V.TIME_KINDS
+
+
+def _neg(c: Compiler, node: exp.Expression) -> CExpr:
+    a = c.compile(node.this)
+    if a.const and isinstance(a.value, (int, Decimal)) and not isinstance(a.value, bool):
+        # fold -2147483648 into an INTEGER literal, as PostgreSQL's grammar does
+        value = -a.value
+        if isinstance(value, int) and -(2**31) <= value < 2**31:
+            return constant(value, V.INTEGER)
+        return constant(value, a.type)
+    fa = a.fn
+    rtype = a.type
+
+    def neg(row: Row, env: Env) -> Any:
+        x = fa(row, env)
+        if x is None:
+            return None
+        r = V.neg(x)
+        if type(r) is int:
+            return V.check_int(r, rtype)
+        return r
+
+    return _fold(CExpr(neg, a.type), [a])
+
+
+def _concat(c: Compiler, node: exp.Expression) -> CExpr:
+    a = c.compile(node.this)
+    b = c.compile(node.expression)
+    fa, fb = a.fn, b.fn
+    to_text = V.to_text
+
+    def concat(row: Row, env: Env) -> Any:
+        x = fa(row, env)
+        if x is None:
+            return None
+        y = fb(row, env)
+        if y is None:
+            return None
+        if type(x) is bytes and type(y) is bytes:
+            return x + y
+        return to_text(x) + to_text(y)
+
+    both_bytes = a.type == V.BYTEA and b.type == V.BYTEA
+    return _fold(CExpr(concat, V.BYTEA if both_bytes else V.TEXT), [a, b])
+
+
+def _between(c: Compiler, node: exp.Expression) -> CExpr:
+    x = c.compile(node.this)
+    lo = c.compile(node.args["low"])
+    hi = c.compile(node.args["high"])
+    x1, lo = c.resolve_untyped(x, lo)
+    x2, hi = c.resolve_untyped(x, hi)
+    ge = compare(c, x1, lo, ">=").fn
+    le = compare(c, x2, hi, "<=").fn
+
+    def between(row: Row, env: Env) -> Any:
+        p = ge(row, env)
+        if p is False:
+            return False
+        q = le(row, env)
+        if q is False:
+            return False
+        if p is None or q is None:
+            return None
+        return True
+
+    return _fold(CExpr(between, V.BOOLEAN), [x, lo, hi])
+
+
+def _in(c: Compiler, node: exp.Expression) -> CExpr:
+    """``x IN (list)`` / ``x IN (subquery)``: TRUE on a match, else NULL if a NULL was seen."""
+    x = c.compile(node.this)
+    fx = x.fn
+    query = node.args.get("query")
+    if query is not None:
+        target = query.this if isinstance(query, exp.Subquery) else query
+        plan, run = c.subquery(target)
+        if len(plan.columns) != 1:
+            raise errors.SqlSyntaxError("subquery has too many columns")
+        c.check_comparable(x, CExpr(fx, plan.columns[0][1]), "=")
+        set_key = object()
+
+        def in_subquery(row: Row, env: Env) -> Any:
+            v = fx(row, env)
+            rows = run(row, env)
+            if not rows:
+                return False
+            if v is None:
+                return None
+            cache_key = (set_key, id(rows))
+            entry = env.cache.get(cache_key)
+            if entry is None or entry[0] is not rows:
+                members = [r[0] for r in rows]
+                has_null = any(m is None for m in members)
+                try:
+                    lookup: Any = frozenset(m for m in members if m is not None)
+                except TypeError:
+                    lookup = [m for m in members if m is not None]
+                entry = env.cache[cache_key] = (rows, lookup, has_null)
+            _, lookup, has_null = entry
+            if isinstance(lookup, frozenset) and type(v) is not str:
+                try:
+                    if v in lookup:
+                        return True
+                except TypeError:
+                    pass
+                else:
+                    if not has_null and all(type(m) is not str for m in lookup):
+                        return False
+            for m in lookup:
+                if V.sql_eq(v, m):
+                    return True
+            return None if has_null else False
+
+        return CExpr(in_subquery, V.BOOLEAN)
+    items = [c.resolve_untyped(x, c.compile(e))[1] for e in node.expressions]
+    for item in items:
+        c.check_comparable(x, item, "=")
+    if all(i.const for i in items):
+        consts = [i.value for i in items]
+        has_null = any(v is None for v in consts)
+        non_null = [v for v in consts if v is not None]
+        same_kind = all(
+            V.category(i.type) == V.category(x.type) and V.category(x.type) not in (None, "time")
+            for i in items
+        )
+        if same_kind:
+            members = frozenset(non_null)
+
+            def in_set(row: Row, env: Env) -> Any:
+                v = fx(row, env)
+                if v is None:
+                    return None
+                if v in members:
+                    return True
+                return None if has_null else False
+
+            return _fold(CExpr(in_set, V.BOOLEAN), [x])
+
+        def in_consts(row: Row, env: Env) -> Any:
+            v = fx(row, env)
+            if v is None:
+                return None
+            for m in non_null:
+                if V.sql_eq(v, m):
+                    return True
+            return None if has_null else False
+
+        return _fold(CExpr(in_consts, V.BOOLEAN), [x])
+    fns = [i.fn for i in items]
+
+    def in_list(row: Row, env: Env) -> Any:
+        v = fx(row, env)
+        if v is None:
+            return None
+        saw_null = False
+        for f in fns:
+            m = f(row, env)
+            if m is None:
+                saw_null = True
+            elif V.sql_eq(v, m):
+                return True
+        return None if saw_null else False
+
+    return CExpr(in_list, V.BOOLEAN)
+
+
+def _exists(c: Compiler, node: exp.Expression) -> CExpr:
+    target = node.this
+    if isinstance(target, exp.Subquery):
+        target = target.this
+    plan = c.planner.plan_query(target, parent=c.scope)
+    if plan.outer_depth > 1:
+        c.outer_depth = max(c.outer_depth, plan.outer_depth - 1)
+    correlated = plan.outer_depth > 0
+    key = object()
+
+    def exists(row: Row, env: Env) -> Any:
+        if not correlated:
+            cached = env.cache.get(key)
+            if cached is not None:
+                return cached
+        for _ in plan.rows(env.child(row)):
+            result = True
+            break
+        else:
+            result = False
+        if not correlated:
+            env.cache[key] = result
+        return result
+
+    return CExpr(exists, V.BOOLEAN)
+
+
+def _scalar_subquery(c: Compiler, node: exp.Expression) -> CExpr:
+    target = node.this
+    plan, run = c.subquery(target)
+    if len(plan.columns) != 1:
+        raise errors.SqlSyntaxError("subquery must return only one column")
+
+    def scalar(row: Row, env: Env) -> Any:
+        rows = run(row, env)
+        if not rows:
+            return None
+        if len(rows) > 1:
+            raise errors.CardinalityViolation(
+                "more than one row returned by a subquery used as an expression"
+            )
+        return rows[0][0]
+
+    return CExpr(scalar, plan.columns[0][1])
+
+
+def _like(c: Compiler, node: exp.Expression) -> CExpr:
+    escape: str | None = "\\"
+    like_node = node
+    if isinstance(node, exp.Escape):
+        like_node = node.this
+        esc = c.compile(node.expression)
+        if not esc.const or not isinstance(esc.value, str) or len(esc.value) > 1:
+            raise errors.DataError("invalid escape string", sqlstate="22025")
+        escape = esc.value or None
+    negate = bool(like_node.args.get("negate"))
+    insensitive = isinstance(like_node, exp.ILike)
+    a = c.compile(like_node.this)
+    p = c.compile(like_node.expression)
+    fa, fp = a.fn, p.fn
+    flags = re.DOTALL | (re.IGNORECASE if insensitive else 0)
+    if p.const:
+        if p.value is None:
+            return constant(None, V.BOOLEAN)
+        matcher = like_regex(V.to_text(p.value), escape, flags).fullmatch
+
+        def like_const(row: Row, env: Env) -> Any:
+            v = fa(row, env)
+            if v is None:
+                return None
+            hit = matcher(v if type(v) is str else V.to_text(v)) is not None
+            return hit is not negate
+
+        return _fold(CExpr(like_const, V.BOOLEAN), [a])
+
+    def like(row: Row, env: Env) -> Any:
+        v = fa(row, env)
+        if v is None:
+            return None
+        pattern = fp(row, env)
+        if pattern is None:
+            return None
+        hit = like_regex(V.to_text(pattern), escape, flags).fullmatch(V.to_text(v)) is not None
+        return hit is not negate
+
+    return CExpr(like, V.BOOLEAN)
+
+
+_LIKE_CACHE: dict[tuple[str, str | None, int], re.Pattern[str]] = {}
+
+
+def like_regex(pattern: str, escape: str | None, flags: int) -> re.Pattern[str]:
+    """The regular expression equivalent of a LIKE pattern (% any run, _ one character)."""
+    key = (pattern, escape, flags)
+    cached = _LIKE_CACHE.get(key)
+    if cached is not None:
+        return cached
+    out: list[str] = []
+    i = 0
+    while i < len(pattern):
+        ch = pattern[i]
+        if escape is not None and ch == escape:
+            i += 1
+            if i == len(pattern):
+                raise errors.DataError(
+                    "LIKE pattern must not end with escape character", sqlstate="22025"
+                )
+            out.append(re.escape(pattern[i]))
+        elif ch == "%":
+            out.append(".*")
+        elif ch == "_":
+            out.append(".")
+        else:
+            out.append(re.escape(ch))
+        i += 1
+    compiled = re.compile("".join(out), flags)
+    if len(_LIKE_CACHE) > 4096:
+        _LIKE_CACHE.clear()
+    _LIKE_CACHE[key] = compiled
+    return compiled
+
+
+def _regex(c: Compiler, node: exp.Expression) -> CExpr:
+    a = c.compile(node.this)
+    p = c.compile(node.expression)
+    fa, fp = a.fn, p.fn
+    flags = re.IGNORECASE if isinstance(node, exp.RegexpILike) else 0
+
+    def regex(row: Row, env: Env) -> Any:
+        v = fa(row, env)
+        pattern = fp(row, env)
+        if v is None or pattern is None:
+            return None
+        try:
+            return re.search(pattern, V.to_text(v), flags) is not None
+        except re.error as e:
+            raise errors.DataError(f"invalid regular expression: {e}", sqlstate="2201B") from None
+
+    return _fold(CExpr(regex, V.BOOLEAN), [a, p])
+
+
+def common_type(parts: list[CExpr], what: str) -> SqlType | None:
+    """The result type of CASE/COALESCE branches (the first known, checked for family)."""
+    known = [p.type for p in parts if p.type is not None]
+    if not known:
+        return None
+    first = known[0]
+    result = first
+    for t in known[1:]:
+        if V.category(t) != V.category(first):
+            raise errors.DatatypeMismatch(
+                f"{what} types {V.static_type_name(first)} and {V.static_type_name(t)} "
+                "cannot be matched"
+            )
+        if t != result and V.category(t) == "num":
+            result = arith_type("+", result, t) or result
+        elif t != result and V.category(t) == "time":
+            result = V.TIMESTAMP
+        elif t != result and V.category(t) == "text":
+            result = V.TEXT
+    return result
+
+
+def _case(c: Compiler, node: exp.Expression) -> CExpr:
+    subject = node.args.get("this")
+    whens: list[tuple[Fn, Fn]] = []
+    parts: list[CExpr] = []
+    results: list[CExpr] = []
+    subject_c = c.compile(subject) if subject is not None else None
+    for when in node.args.get("ifs") or []:
+        if subject_c is not None:
+            s, v = c.resolve_untyped(subject_c, c.compile(when.this))
+            cond = compare(c, s, v, "=")
+        else:
+            cond = c.predicate(when.this, "CASE/WHEN")
+        result = c.compile(when.args["true"])
+        whens.append((cond.fn, result.fn))
+        parts += [cond, result]
+        results.append(result)
+    default_node = node.args.get("default")
+    default = c.compile(default_node) if default_node is not None else constant(None, None)
+    results.append(default)
+    parts.append(default)
+    fd = default.fn
+    rtype = common_type(results, "CASE")
+
+    def case(row: Row, env: Env) -> Any:
+        for cond, result in whens:
+            if cond(row, env) is True:
+                return result(row, env)
+        return fd(row, env)
+
+    return _fold(CExpr(case, rtype), parts)
+
+
+def _coalesce(c: Compiler, node: exp.Expression) -> CExpr:
+    args = [c.compile(node.this)] + [c.compile(e) for e in node.expressions]
+    fns = [a.fn for a in args]
+    rtype = common_type(args, "COALESCE")
+
+    def coalesce(row: Row, env: Env) -> Any:
+        for f in fns:
+            v = f(row, env)
+            if v is not None:
+                return v
+        return None
+
+    return _fold(CExpr(coalesce, rtype), args)
+
+
+def _nullif(c: Compiler, node: exp.Expression) -> CExpr:
+    a, b = c.resolve_untyped(c.compile(node.this), c.compile(node.expression))
+    c.check_comparable(a, b, "=")
+    fa, fb = a.fn, b.fn
+
+    def nullif(row: Row, env: Env) -> Any:
+        x = fa(row, env)
+        if x is None:
+            return None
+        y = fb(row, env)
+        if y is not None and V.sql_eq(x, y):
+            return None
+        return x
+
+    return _fold(CExpr(nullif, a.type), [a, b])
+
+
+def _cast(c: Compiler, node: exp.Expression) -> CExpr:
+    to = node.args["to"]
+    if to.this == exp.DataType.Type.INTERVAL:
+        inner = c.compile(node.this)
+        if inner.const and isinstance(inner.value, str):
+            return constant(parse_interval(inner.value), None)
+        raise errors.not_supported("cast to interval")
+    target = sql_type_of(to)
+    a = c.compile(node.this)
+    fa = a.fn
+    cast_value = V.cast
+
+    def cast(row: Row, env: Env) -> Any:
+        v = fa(row, env)
+        if v is None:
+            return None
+        return cast_value(v, target)
+
+    return _fold(CExpr(cast, target), [a])
+
+
+def _interval(c: Compiler, node: exp.Expression) -> CExpr:
+    value = c.compile(node.this)
+    unit = node.args.get("unit")
+    if not value.const or not isinstance(value.value, str):
+        if value.const and isinstance(value.value, (int, Decimal)) and unit is not None:
+            text = f"{value.value} {unit.name}"
+        else:
+            raise errors.not_supported("INTERVAL with a non-constant value")
+    else:
+        text = value.value if unit is None else f"{value.value} {unit.name}"
+    return constant(parse_interval(text), None)
+
+
+def _subquery_node(c: Compiler, node: exp.Expression) -> CExpr:
+    return _scalar_subquery(c, node)
+
+
+def _tuple(c: Compiler, node: exp.Expression) -> CExpr:
+    raise errors.not_supported("row constructors")
+
+
+_HANDLERS: dict[type, Callable[[Compiler, exp.Expression], CExpr]] = {
+    exp.Column: _column,
+    exp.Literal: _literal,
+    exp.Boolean: _boolean,
+    exp.Null: _null,
+    exp.Paren: _paren,
+    exp.Parameter: _parameter,
+    exp.Placeholder: _placeholder,
+    exp.Alias: _alias,
+    exp.Not: _not,
+    exp.And: _and,
+    exp.Or: _or,
+    exp.EQ: _comparison,
+    exp.NEQ: _comparison,
+    exp.LT: _comparison,
+    exp.LTE: _comparison,
+    exp.GT: _comparison,
+    exp.GTE: _comparison,
+    exp.NullSafeEQ: _null_safe,
+    exp.NullSafeNEQ: _null_safe,
+    exp.Is: _is,
+    exp.Add: _arith,
+    exp.Sub: _arith,
+    exp.Mul: _arith,
+    exp.Div: _arith,
+    exp.Mod: _arith,
+    exp.Pow: _arith,
+    exp.Neg: _neg,
+    exp.DPipe: _concat,
+    exp.Between: _between,
+    exp.In: _in,
+    exp.Exists: _exists,
+    exp.Subquery: _subquery_node,
+    exp.Like: _like,
+    exp.ILike: _like,
+    exp.Escape: _like,
+    exp.RegexpLike: _regex,
+    exp.RegexpILike: _regex,
+    exp.Case: _case,
+    exp.Coalesce: _coalesce,
+    exp.Nullif: _nullif,
+    exp.Cast: _cast,
+    exp.Interval: _interval,
+    exp.Tuple: _tuple,
+}

@@ -1,0 +1,190 @@
+"""From SQL text to prepared statements: splitting, parsing, classifying, caching.
+
+The text is tokenized once with sqlglot's PostgreSQL tokenizer; statements are split at
+``;`` tokens (never inside strings or comments), and qmark placeholders are renumbered
+as ``$n`` in text order. Transaction control (whose grammar sqlglot only partly knows)
+and ``SHOW TABLES`` are recognised from their tokens; everything else is parsed by
+sqlglot. Unquoted identifiers are folded to lower case, as PostgreSQL does.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import cast
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.dialects.postgres import Postgres
+from sqlglot.tokens import Token, TokenType
+
+from offsetdb import errors
+
+from .params import tag_parameters
+from .result import StatementKind
+from .statement import Statement
+
+_DIALECT = Postgres()
+
+CACHE_SIZE = 512
+
+
+def prepare(sql: str) -> list[Statement]:
+    """Parse and classify every statement of ``sql`` (cached by text).
+
+    Args:
+        sql: one or more statements separated by ``;``.
+
+    Returns:
+        The prepared statements, in order (empty statements are skipped).
+
+    Raises:
+        SqlSyntaxError: (42601) when the text does not parse.
+        NotSupportedError: (0A000) for constructs offsetdb does not implement.
+
+    """
+    return list(_prepare_cached(sql))
+
+
+@functools.lru_cache(maxsize=CACHE_SIZE)
+def _prepare_cached(sql: str) -> tuple[Statement, ...]:
+    return tuple(_prepare_one(text, tokens) for text, tokens in split_statements(sql))
+
+
+def split_statements(sql: str) -> list[tuple[str, list[Token]]]:
+    """The statements of ``sql`` as (text, tokens), qmarks rewritten as ``$n``."""
+    try:
+        tokens = _DIALECT.tokenize(sql)
+    except sqlglot.errors.TokenError as e:
+        raise errors.SqlSyntaxError(str(e)) from None
+    out: list[tuple[str, list[Token]]] = []
+    current: list[Token] = []
+    for token in [*tokens, None]:
+        if token is None or token.token_type is TokenType.SEMICOLON:
+            if current:
+                out.append((_text_of(sql, current), current))
+            current = []
+        else:
+            current.append(token)
+    return out
+
+
+def _text_of(sql: str, tokens: list[Token]) -> str:
+    """The statement's text, with each ``?`` replaced by ``$k`` (k counting from 1)."""
+    start = tokens[0].start
+    end = tokens[-1].end + 1
+    qmarks = [t for t in tokens if t.token_type is TokenType.PLACEHOLDER and t.text == "?"]
+    if not qmarks:
+        return sql[start:end]
+    if any(t.token_type is TokenType.PARAMETER for t in tokens):
+        raise errors.ProgrammingError(
+            "a statement cannot mix placeholder styles (?, $n, :name)", sqlstate="08P01"
+        )
+    parts = []
+    pos = start
+    for n, t in enumerate(qmarks, 1):
+        parts.append(sql[pos : t.start])
+        parts.append(f"${n}")
+        pos = t.end + 1
+    parts.append(sql[pos:end])
+    return "".join(parts)
+
+
+_LEVELS = {
+    "SERIALIZABLE": "SERIALIZABLE",
+    "SNAPSHOT": "SNAPSHOT",
+    # weaker levels get snapshot isolation: stronger than asked, as the standard allows
+    "REPEATABLE READ": "SNAPSHOT",
+    "READ COMMITTED": "SNAPSHOT",
+    "READ UNCOMMITTED": "SNAPSHOT",
+}
+
+
+def _transaction_modes(words: list[str], text: str) -> str | None:
+    """The isolation level named by transaction modes (``ISOLATION LEVEL x``, ``READ WRITE``)."""
+    isolation = None
+    i = 0
+    while i < len(words):
+        if words[i] == ",":
+            i += 1
+            continue
+        if words[i : i + 2] == ["ISOLATION", "LEVEL"]:
+            rest = words[i + 2 :]
+            for name, level in _LEVELS.items():
+                parts = name.split()
+                if rest[: len(parts)] == parts:
+                    isolation = level
+                    i += 2 + len(parts)
+                    break
+            else:
+                raise errors.SqlSyntaxError(f"unknown isolation level in: {text}")
+            continue
+        if words[i : i + 2] == ["READ", "WRITE"]:
+            i += 2
+            continue
+        if words[i : i + 2] == ["READ", "ONLY"]:
+            raise errors.not_supported("READ ONLY transactions")
+        if words[i] in ("DEFERRABLE", "NOT"):
+            raise errors.not_supported("DEFERRABLE transactions")
+        raise errors.SqlSyntaxError(f"syntax error at or near {words[i]!r} in: {text}")
+    return isolation
+
+
+def _control(text: str, tokens: list[Token]) -> Statement | None:
+    """A transaction-control or SHOW statement recognised from its words, else None."""
+    words = [t.text.upper() for t in tokens]
+    first = words[0]
+    if first == "BEGIN" or words[:2] == ["START", "TRANSACTION"]:
+        rest = words[2:] if first == "START" else words[1:]
+        if rest[:1] in (["WORK"], ["TRANSACTION"]) and first == "BEGIN":
+            rest = rest[1:]
+        return Statement(StatementKind.BEGIN, text, isolation=_transaction_modes(rest, text), tag="BEGIN")
+    if first in ("COMMIT", "END"):
+        if words[1:] not in ([], ["WORK"], ["TRANSACTION"]):
+            raise errors.not_supported(" ".join(words))
+        return Statement(StatementKind.COMMIT, text, tag="COMMIT")
+    if first in ("ROLLBACK", "ABORT"):
+        if words[1:] not in ([], ["WORK"], ["TRANSACTION"]):
+            raise errors.not_supported("savepoints")
+        return Statement(StatementKind.ROLLBACK, text, tag="ROLLBACK")
+    if first in ("SAVEPOINT", "RELEASE"):
+        raise errors.not_supported("savepoints")
+    if words[:2] == ["SET", "TRANSACTION"]:
+        return Statement(
+            StatementKind.SET_ISOLATION, text, isolation=_transaction_modes(words[2:], text), tag="SET"
+        )
+    if words[:2] == ["SET", "SESSION"]:
+        raise errors.not_supported("SET SESSION CHARACTERISTICS")
+    if first == "SHOW":
+        if words[1:] == ["TABLES"]:
+            return Statement(StatementKind.QUERY, text, tag="SELECT")
+        raise errors.not_supported(" ".join(words[:2]))
+    return None
+
+
+def _prepare_one(text: str, tokens: list[Token]) -> Statement:
+    control = _control(text, tokens)
+    if control is not None:
+        return control
+    try:
+        tree = cast(exp.Expression, sqlglot.parse_one(text, read="postgres"))
+    except sqlglot.errors.ParseError as e:
+        raise errors.SqlSyntaxError(str(e)) from None
+    if tree is None:
+        raise errors.SqlSyntaxError(f"empty statement: {text!r}")
+    for ident in tree.find_all(exp.Identifier):
+        if not ident.quoted:
+            ident.set("this", ident.this.lower())
+    params = tag_parameters(tree)
+    if isinstance(tree, (exp.Select, exp.SetOperation, exp.Values, exp.Subquery)):
+        kind = StatementKind.QUERY
+    elif isinstance(tree, (exp.Insert, exp.Update, exp.Delete)):
+        kind = StatementKind.DML
+    elif isinstance(tree, (exp.Create, exp.Drop)):
+        kind = StatementKind.DDL
+    elif isinstance(tree, exp.Command):
+        raise errors.not_supported(f"{tree.name.upper()} statements")
+    elif isinstance(tree, exp.Column) and tree.name in ("abort",):
+        return Statement(StatementKind.ROLLBACK, text, tag="ROLLBACK")
+    else:
+        raise errors.not_supported(f"{tree.key.upper()} statements")
+    return Statement(kind, text, tree, params)

@@ -1,0 +1,78 @@
+"""Fixtures: the engine over the in-memory context, and over the real database."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import pytest
+
+from offsetdb.query.engine import Result, prepare
+
+from .memory_context import MemoryContext
+
+
+class EngineRunner:
+    """Runs SQL text through prepare/execute on one MemoryContext."""
+
+    def __init__(self) -> None:
+        self.ctx = MemoryContext()
+
+    def run(self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> Result:
+        result = Result()
+        for statement in prepare(sql):
+            result = statement.execute(self.ctx, params)
+        return result
+
+    def rows(self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        return self.run(sql, params).rows
+
+
+class DriverRunner:
+    """Runs SQL text through offsetdb.connect(...) cursors (autocommit)."""
+
+    def __init__(self, path: str) -> None:
+        import offsetdb
+
+        self.conn = offsetdb.connect(path, autocommit=True)
+
+    def run(self, sql: str, params: Any = None) -> Any:
+        cur = self.conn.cursor()
+        for statement in prepare(sql):
+            cur.execute(statement.sql, params)
+        return cur
+
+    def rows(self, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
+        cur = self.run(sql, params)
+        return list(cur.fetchall()) if cur.description else []
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+@pytest.fixture
+def engine() -> EngineRunner:
+    return EngineRunner()
+
+
+def _driver_available() -> bool:
+    try:
+        import offsetdb
+
+        return hasattr(offsetdb, "connect")
+    except Exception:
+        return False
+
+
+@pytest.fixture(params=["memory", "driver"])
+def backend(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Any]:
+    if request.param == "memory":
+        yield EngineRunner()
+        return
+    if not _driver_available():
+        pytest.skip("offsetdb.connect is not available")
+    runner = DriverRunner(str(tmp_path / "db"))
+    try:
+        yield runner
+    finally:
+        runner.close()
