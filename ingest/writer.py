@@ -12,22 +12,28 @@ log up to its end), outside the queue lock, so the next leader's fsync overlaps 
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from offsetdb import errors
 from offsetdb.log import Log
 
 
-@dataclass(eq=False, slots=True)
 class _Pending:
-    record: bytes
-    offset: int = -1
-    error: BaseException | None = None
-    done: bool = False
-    leader: bool = False
-    cond: threading.Condition = field(default_factory=lambda: threading.Condition(threading.Lock()))
+    """One record waiting to be appended, and how its committer waits."""
+
+    __slots__ = ("record", "offset", "error", "done", "leader", "wake")
+
+    def __init__(self, record: bytes) -> None:
+        self.record = record
+        self.offset = -1
+        self.error: BaseException | None = None
+        self.done = False
+        self.leader = False
+        # A held lock used as a one-shot semaphore: the cheapest thing to block on.
+        # Only followers get one; a lone committer never allocates or waits.
+        self.wake: threading.Lock | None = None
 
 
 class TransactionWriter:
@@ -48,49 +54,48 @@ class TransactionWriter:
         pending = _Pending(record)
         with self._mutex:
             self._queue.append(pending)
-            lead = not self._leader_active
-            if lead:
-                self._leader_active = True
-        if not lead:
-            with pending.cond:
-                pending.cond.wait_for(lambda: pending.done or pending.leader)
-            if pending.done:
-                return self._result(pending)
-        self._lead()
+            if self._leader_active:
+                pending.wake = threading.Lock()
+                pending.wake.acquire()
+            else:
+                self._leader_active = pending.leader = True
+        if pending.wake is not None:
+            pending.wake.acquire()  # released when appended, or when made leader
+        if not pending.done:
+            self._lead(pending)
         return self._result(pending)
 
-    def _lead(self) -> None:
+    def _lead(self, leader: _Pending) -> None:
         with self._mutex:
             batch = self._queue[: self._max_batch]
             del self._queue[: self._max_batch]
+        failure: BaseException | None = None
+        offsets: list[int] = []
         try:
             offsets = self._log.append([p.record for p in batch])
         except BaseException as e:  # every committer of the batch learns the same failure
-            offsets = []
-            failure: BaseException | None = e
-        else:
-            failure = None
+            failure = e
         with self._mutex:
-            successor = self._queue[0] if self._queue else None
-            if successor is None:
-                self._leader_active = False
-        if successor is not None:
-            with successor.cond:
+            if self._queue:
+                successor = self._queue[0]
                 successor.leader = True
-                successor.cond.notify()
+                assert successor.wake is not None
+                successor.wake.release()
+            else:
+                self._leader_active = False
         if failure is None and self._after_append is not None:
-            try:
+            # Errors here (the materializer stopping) reach each committer when it waits
+            # for its outcome; the records themselves were appended.
+            with contextlib.suppress(errors.Error):
                 self._after_append()
-            except BaseException as e:
-                failure = failure or e
-        for i, p in enumerate(batch):
-            with p.cond:
-                if failure is not None and not offsets:
-                    p.error = failure
-                else:
-                    p.offset = offsets[i]
-                p.done = True
-                p.cond.notify()
+        for p, i in zip(batch, range(len(batch)), strict=True):
+            if failure is not None:
+                p.error = failure
+            else:
+                p.offset = offsets[i]
+            p.done = True
+            if p is not leader and p.wake is not None:
+                p.wake.release()
 
     @staticmethod
     def _result(pending: _Pending) -> int:

@@ -11,8 +11,8 @@ the transaction.
 from __future__ import annotations
 
 import marshal
+import os
 import time
-import uuid
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -333,7 +333,7 @@ class Transaction:
                 }
             )
         return {
-            "txn_id": uuid.uuid4().hex,
+            "txn_id": os.urandom(16).hex(),
             "principal": self.principal,
             "client_time_us": time.time_ns() // 1000,
             "snapshot_offset": self._snapshot,

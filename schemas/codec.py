@@ -116,7 +116,17 @@ def row_schema_json(table: TableDef, logical: bool = True) -> dict[str, Any]:
 @lru_cache(maxsize=4096)
 def _images_schema(table_id: int, schema_version: int, definition_json: str) -> Any:
     definition = json.loads(definition_json)
-    return fastavro.parse_schema({"type": "array", "items": definition})
+    # A record whose only field is the array encodes to exactly the array's bytes (Avro
+    # records have no framing), and fastavro keeps a parsed record schema parsed, while
+    # a bare array schema would be parsed again on every call.
+    return fastavro.parse_schema(
+        {
+            "type": "record",
+            "name": "Images",
+            "namespace": "offsetdb.images",
+            "fields": [{"name": "rows", "type": {"type": "array", "items": definition}}],
+        }
+    )
 
 
 def _schema_for(table: TableDef) -> Any:
@@ -130,12 +140,13 @@ def encode_images(table: TableDef, rows: list[tuple[Any, ...]]) -> bytes:
     """Encode primitive-form rows of ``table`` as one Avro array."""
     names = table.column_names
     out = io.BytesIO()
-    fastavro.schemaless_writer(out, _schema_for(table), [dict(zip(names, r, strict=True)) for r in rows])
+    records = [dict(zip(names, r, strict=True)) for r in rows]
+    fastavro.schemaless_writer(out, _schema_for(table), {"rows": records})
     return out.getvalue()
 
 
 def decode_images(table: TableDef, data: bytes) -> list[tuple[Any, ...]]:
     """Inverse of :func:`encode_images`: primitive-form row tuples."""
-    records = fastavro.schemaless_reader(io.BytesIO(data), _schema_for(table), None)
-    assert isinstance(records, list)
-    return [tuple(r.values()) for r in records]
+    decoded = fastavro.schemaless_reader(io.BytesIO(data), _schema_for(table), None)
+    assert isinstance(decoded, dict)
+    return [tuple(r.values()) for r in decoded["rows"]]
