@@ -9,6 +9,7 @@ survives a crash of the process (``kill -9``) but not of the machine, like SQLit
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 
 from rocksdict import Rdict, WriteBatch, WriteOptions
@@ -16,6 +17,8 @@ from rocksdict import Rdict, WriteBatch, WriteOptions
 from offsetdb import errors
 from offsetdb.keys import U64, log_key
 from offsetdb.log import LogEntry
+
+_TAIL_BYTES = 32 * 1024 * 1024
 
 
 class EmbeddedLog:
@@ -25,12 +28,17 @@ class EmbeddedLog:
         self._db = db
         self._cf = column_family
         self._handle = db.get_column_family_handle("log")
+        self._sync = sync
         self._write_options = WriteOptions()
-        self._write_options.sync = sync
+        self._write_options.sync = False
         self._append_lock = threading.Lock()
         self._appended = threading.Condition(threading.Lock())
         self._closed = False
         self._end = self._recover_end()
+        # The newest records, kept in memory so that the materializer, which reads each
+        # record right after it is appended, need not read it back from RocksDB.
+        self._tail: OrderedDict[int, bytes] = OrderedDict()
+        self._tail_bytes = 0
 
     def _recover_end(self) -> int:
         it = self._cf.iter()
@@ -48,7 +56,17 @@ class EmbeddedLog:
             for i, record in enumerate(records):
                 batch.put(log_key(start + i), record)
             self._db.write(batch, self._write_options)
+            if self._sync:
+                # rocksdict holds the GIL through a write with sync=True, which would stall
+                # every other thread for the whole fsync; flush_wal releases it, so other
+                # committers queue up for the next group commit meanwhile.
+                self._db.flush_wal(True)
             with self._appended:
+                for i, record in enumerate(records):
+                    self._tail[start + i] = record
+                    self._tail_bytes += len(record)
+                while self._tail_bytes > _TAIL_BYTES and len(self._tail) > 1:
+                    self._tail_bytes -= len(self._tail.popitem(last=False)[1])
                 self._end = start + len(records)
                 self._appended.notify_all()
         return list(range(start, start + len(records)))
@@ -61,6 +79,12 @@ class EmbeddedLog:
         end = min(self._end, start + max_records)
         if start >= end:
             return []
+        tail = self._tail
+        if start in tail and end - 1 in tail:
+            try:
+                return [LogEntry(offset, tail[offset]) for offset in range(start, end)]
+            except KeyError:
+                pass  # evicted meanwhile by a concurrent append: read from RocksDB
         it = self._cf.iter()
         it.seek(log_key(start))
         entries = []

@@ -24,6 +24,7 @@ import decimal
 import fnmatch
 import math
 import os
+import re
 import time
 import unicodedata
 from collections.abc import Iterable, Sequence
@@ -463,6 +464,8 @@ class Outcome(Enum):
     QUIT = "quit"
 
 
+_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # terminal highlighting in parser messages
+
 _DML_TAGS = {"INSERT": "INSERT 0 {n}", "UPDATE": "UPDATE {n}", "DELETE": "DELETE {n}"}
 
 
@@ -522,11 +525,14 @@ class Session:
         if not self.splitter.in_text and line.lstrip().startswith("\\"):
             self.splitter.skip_line()
             return self.meta(line.strip())
+        outcome = Outcome.OK
         for statement in self.splitter.feed(line + "\n"):
             if self.execute(statement) is Outcome.ERROR:
-                self.splitter.reset()
-                return Outcome.ERROR
-        return Outcome.OK
+                outcome = Outcome.ERROR
+                if not self.interactive:  # a script stops at its first error
+                    self.splitter.reset()
+                    break
+        return outcome
 
     def finish(self) -> Outcome:
         """End of input: run the last statement even without its semicolon."""
@@ -571,11 +577,12 @@ class Session:
         """Print ``ERROR code: message`` and, for a statement, the line where it starts."""
         self.out.flush()
         sqlstate = getattr(exc, "sqlstate", None) or "XX000"
-        message = getattr(exc, "message", None) or str(exc)
+        message = _ANSI_ESCAPE.sub("", getattr(exc, "message", None) or str(exc))
         self.err.write(f"ERROR {sqlstate}: {message}\n")
         if statement is not None and 0 < statement.line <= len(self._lines):
-            multiline = "\n" in statement.text
-            if not self.interactive or multiline:
+            # a one-line -c command or a line typed at the prompt is context enough
+            several_lines = "\n" in statement.text or len(self._lines) > 1
+            if several_lines and not (self.interactive and "\n" not in statement.text):
                 self.err.write(f"LINE {statement.line}: {self._lines[statement.line - 1]}\n")
         self.err.flush()
 

@@ -198,9 +198,15 @@ class Session:
     def _commit_txn(self, txn: Transaction) -> None:
         if not txn.has_writes:
             return  # read-only: nothing to certify, never aborts
-        record = encode_log_record(txn.build_record(), "Transaction")
-        offset = self._db.writer.append(record)
+        body = txn.build_record()
+        record = encode_log_record(body, "Transaction")
         materializer = self._db.materializer
+        materializer.expect(record, body)
+        try:
+            offset = self._db.writer.append(record)
+        except BaseException:
+            materializer.forget(record)
+            raise
         materializer.wait_applied(offset, None)
         materializer.outcome(offset).raise_if_aborted()
         self.last_commit_offset = offset

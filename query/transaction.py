@@ -330,6 +330,9 @@ class Transaction:
                     "ops": ops,
                     "keys": keys,
                     "images": encode_images(table, images),
+                    # Not part of the record: the rows the images encode, so that this
+                    # process's materializer need not decode what it just encoded.
+                    "decoded_images": images,
                 }
             )
         return {

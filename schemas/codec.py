@@ -41,34 +41,80 @@ def _load(name: str) -> dict[str, Any]:
 _LOG_RECORD: Any = fastavro.parse_schema(_load("log_record.avsc"))
 
 
+def _zigzag(value: int) -> bytes:
+    """An Avro ``long``: zig-zag, then base-128 varint."""
+    encoded = (value << 1) ^ (value >> 63)
+    out = bytearray()
+    while encoded > 0x7F:
+        out.append((encoded & 0x7F) | 0x80)
+        encoded >>= 7
+    out.append(encoded)
+    return bytes(out)
+
+
+def _read_long(data: bytes, position: int) -> tuple[int, int]:
+    """Decode an Avro ``long`` at ``position``; returns (value, next position)."""
+    shift = result = 0
+    while True:
+        if position >= len(data):
+            raise errors.InternalError("log record is truncated")
+        byte = data[position]
+        position += 1
+        result |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return (result >> 1) ^ -(result & 1), position
+        shift += 7
+
+
 def log_record_schema() -> dict[str, Any]:
     """The parsed LogRecord schema."""
     schema: dict[str, Any] = _LOG_RECORD
     return schema
 
 
+# The two fields of LogRecord are encoded here by hand: ``format_version`` (an Avro long)
+# and the union index of ``body``, followed by the body in its own record schema. That is
+# byte for byte the Avro encoding of LogRecord (records have no framing; a union is its
+# branch index then the value), and it spares fastavro a union resolution per record,
+# the costliest part of encoding a small transaction.
+_BODY_TYPES = ("Transaction", "SyncMarker")
+_BODY_SCHEMAS: dict[str, Any] = {
+    name: fastavro.parse_schema(
+        _LOG_RECORD["__named_schemas"][f"offsetdb.{name}"],
+        named_schemas=dict(_LOG_RECORD["__named_schemas"]),
+    )
+    for name in _BODY_TYPES
+}
+_HEADERS = {
+    name: _zigzag(FORMAT_VERSION) + _zigzag(index) for index, name in enumerate(_BODY_TYPES)
+}
+
+
 def encode_log_record(body: dict[str, Any], body_type: str) -> bytes:
     """Encode a log record whose body is a ``Transaction`` or ``SyncMarker`` dict."""
     out = io.BytesIO()
-    record = {"format_version": FORMAT_VERSION, "body": (f"offsetdb.{body_type}", body)}
-    fastavro.schemaless_writer(out, _LOG_RECORD, record)
+    out.write(_HEADERS[body_type])
+    fastavro.schemaless_writer(out, _BODY_SCHEMAS[body_type], body)
     return out.getvalue()
 
 
 def decode_log_record(data: bytes) -> tuple[str, dict[str, Any]]:
     """Decode a log record into (body type, body), refusing unknown format versions."""
-    record = fastavro.schemaless_reader(
-        io.BytesIO(data), _LOG_RECORD, None, return_record_name=True, return_record_name_override=True
-    )
-    assert isinstance(record, dict)
-    version = record["format_version"]
+    version, position = _read_long(data, 0)
     if version != FORMAT_VERSION:
         raise errors.InternalError(
             f"log record format version {version} is not supported by this offsetdb "
             f"(it reads version {FORMAT_VERSION}); upgrade offsetdb to read this log"
         )
-    body_type, body = record["body"]
-    return body_type.rsplit(".", 1)[-1], body
+    branch, position = _read_long(data, position)
+    if not 0 <= branch < len(_BODY_TYPES):
+        raise errors.InternalError(f"log record has an unknown body type (union branch {branch})")
+    body_type = _BODY_TYPES[branch]
+    stream = io.BytesIO(data)
+    stream.seek(position)
+    body = fastavro.schemaless_reader(stream, _BODY_SCHEMAS[body_type], None)
+    assert isinstance(body, dict)
+    return body_type, body
 
 
 # --- row images -------------------------------------------------------------------------

@@ -7,11 +7,13 @@ doctests of :mod:`offsetdb.repl` run here.
 from __future__ import annotations
 
 import doctest
+import fcntl
 import os
 import pty
 import select
 import subprocess
 import sys
+import termios
 import time
 from pathlib import Path
 
@@ -258,7 +260,14 @@ class Terminal:
     def __init__(self, argv: list[str], env: dict[str, str]) -> None:
         self.master, slave = pty.openpty()
         self.proc = subprocess.Popen(
-            argv, stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True
+            argv,
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            env=env,
+            start_new_session=True,
+            # make the terminal the child's controlling one, so that Ctrl-C sends SIGINT
+            preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0),
         )
         os.close(slave)
         self.output = ""
@@ -325,8 +334,18 @@ def test_interactive_ctrl_c_discards_the_statement_being_typed(db: Path, tmp_pat
         term.expect("offsetdb=> ")
         term.send("CREATE TABLE t (")
         term.expect("offsetdb-> ")
-        os.write(term.master, b"\x03")  # Ctrl-C
-        term.expect("offsetdb=> ")
+        # Ctrl-C. CPython's readline only sees a SIGINT that arrives while it waits in
+        # select(); one that lands between the prompt and the wait stays pending until the
+        # next key. A person is never that fast, a test is: press again until it lands.
+        for _ in range(40):
+            os.write(term.master, b"\x03")
+            try:
+                term.expect("offsetdb=> ", timeout=0.5)
+                break
+            except AssertionError:
+                continue
+        else:
+            raise AssertionError(f"Ctrl-C never returned to the prompt:\n{term.output}")
         term.send("\\d")
         assert "Did not find any tables." in term.expect("offsetdb=> ")
         os.write(term.master, b"\x04")  # Ctrl-D at an empty prompt exits

@@ -1,0 +1,353 @@
+"""The workloads: what is timed, on which table, and what each latency covers.
+
+Every workload runs on one engine at a time and returns a :class:`~bench.measure.Result`.
+All use the table of :data:`CREATE_TABLE` and rows made by :func:`make_rows` from a seed,
+so both engines see the same data and the same operations in the same order.
+
+- ``bulk_load``: ``executemany`` of ``rows`` rows in batches, one commit per batch;
+  throughput in rows/s over the summed batch times (generating the rows is not timed);
+  latency of one batch (insert and commit).
+- ``autocommit_1t`` / ``autocommit_mt``: single-row INSERTs in autocommit mode from one
+  thread, or from N threads (8 by default) each with its own connection to the same
+  database;
+  throughput in commits/s over the wall time; latency of one commit.
+- ``point_select``: ``SELECT ... WHERE id = ?`` for random ids of the loaded table, one
+  connection; throughput in selects/s; latency of one select (execute and fetch).
+- ``filtered_scan``: ``SELECT count(*), avg(score) FROM t WHERE k < 100`` over the
+  loaded table, repeated; throughput in table rows scanned per second; latency of one
+  query.
+
+The loaded table of ``point_select`` and ``filtered_scan`` is the one ``bulk_load`` made,
+or, when ``bulk_load`` is not selected, one loaded the same way without timing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.engines import Engine
+from bench.measure import Progress, Result, latency_summary
+
+CREATE_TABLE = (
+    "CREATE TABLE t (id BIGINT PRIMARY KEY, k INTEGER, name TEXT, score DOUBLE PRECISION)"
+)
+INSERT = "INSERT INTO t (id, k, name, score) VALUES (?, ?, ?, ?)"
+POINT_SELECT = "SELECT id, k, name, score FROM t WHERE id = ?"
+SCAN = "SELECT count(*), avg(score) FROM t WHERE k < 100"
+K_VALUES = 1000  # k is uniform in [0, K_VALUES): the scan's filter keeps about a tenth
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How much work each workload does."""
+
+    rows: int = 1_000_000
+    batch: int = 10_000
+    commits: int = 5_000
+    threads: int = 8
+    selects: int = 100_000
+    scans: int = 5
+    seed: int = 42
+
+
+@dataclass
+class EngineRun:
+    """One engine's state during a benchmark run: its scratch directory, loaded table."""
+
+    engine: Engine
+    workdir: Path
+    loaded: str | None = None  # the database holding the loaded table, once made
+    notes: list[str] = field(default_factory=list)
+
+
+_MASK64 = (1 << 64) - 1
+
+
+def _mix(x: int) -> int:
+    """SplitMix64's finalizer: a well-spread 64-bit hash of ``x``."""
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return x ^ (x >> 31)
+
+
+def make_rows(start: int, count: int, seed: int) -> list[tuple[int, int, str, float]]:
+    """Rows ``start .. start+count-1``: each a function of its id and the seed only.
+
+    >>> make_rows(5, 2, 42) == make_rows(0, 7, 42)[5:]
+    True
+    """
+    rows = []
+    base = seed * 0x9E3779B97F4A7C15
+    for i in range(start, start + count):
+        h = _mix((base + i) & _MASK64)
+        rows.append((i, h % K_VALUES, f"name-{i:09d}", ((h >> 20) % 1_000_000) / 1000.0))
+    return rows
+
+
+def _create_table(run: EngineRun, label: str) -> str:
+    target = run.engine.create_database(run.workdir, label)
+    conn = run.engine.connect(target, autocommit=False)
+    try:
+        conn.cursor().execute(CREATE_TABLE)
+        conn.commit()
+    finally:
+        conn.close()
+    return target
+
+
+def _load(run: EngineRun, sizes: Sizes, progress: Progress | None) -> tuple[str, list[float]]:
+    """Load ``sizes.rows`` rows into a new database; return it and the batch latencies."""
+    target = _create_table(run, "loaded")
+    conn = run.engine.connect(target, autocommit=False)
+    latencies: list[float] = []
+    try:
+        cursor = conn.cursor()
+        for start in range(0, sizes.rows, sizes.batch):
+            rows = make_rows(start, min(sizes.batch, sizes.rows - start), sizes.seed)
+            began = time.perf_counter()
+            cursor.executemany(INSERT, rows)
+            conn.commit()
+            latencies.append(time.perf_counter() - began)
+            if progress is not None:
+                progress.update(start + len(rows))
+    finally:
+        conn.close()
+    run.loaded = target
+    return target, latencies
+
+
+def _loaded(run: EngineRun, sizes: Sizes) -> str:
+    """The database with the loaded table, loading it (untimed) when not yet done."""
+    if run.loaded is None:
+        progress = Progress(f"{run.engine.name} loading (untimed)", sizes.rows, "rows")
+        try:
+            _load(run, sizes, progress)
+        finally:
+            progress.close()
+    assert run.loaded is not None
+    return run.loaded
+
+
+def bulk_load(run: EngineRun, sizes: Sizes) -> Result:
+    """Time ``executemany`` of every row, committing once per batch."""
+    progress = Progress(f"bulk_load {run.engine.name}", sizes.rows, "rows")
+    try:
+        _, latencies = _load(run, sizes, progress)
+    finally:
+        progress.close()
+    seconds = sum(latencies)
+    p50, p99 = latency_summary(latencies)
+    return Result(
+        workload="bulk_load",
+        engine=run.engine.name,
+        unit="rows/s",
+        ops=sizes.rows,
+        seconds=seconds,
+        throughput=sizes.rows / seconds if seconds > 0 else 0.0,
+        p50_ms=p50,
+        p99_ms=p99,
+        latency_of=f"batch of {sizes.batch:,} rows + commit",
+        params={"rows": sizes.rows, "batch": sizes.batch},
+        check=sizes.rows,
+    )
+
+
+def _autocommit(run: EngineRun, sizes: Sizes, name: str, threads: int) -> Result:
+    """Time single-row autocommit INSERTs from ``threads`` threads, one connection each.
+
+    Thread ``i`` inserts ids ``i, i + threads, ...``; all start together at a barrier once
+    every connection is open, and the wall time runs until the last thread finishes.
+    """
+    target = _create_table(run, name)
+    total = sizes.commits
+    latencies: list[list[float]] = [[] for _ in range(threads)]
+    done = [0] * threads
+    retries = [0] * threads
+    finished = [0.0] * threads
+    failures: list[BaseException] = []
+    started: list[float] = []  # set as the barrier opens, before any thread runs on
+    ready = threading.Barrier(threads + 1, action=lambda: started.append(time.perf_counter()))
+
+    def worker(index: int) -> None:
+        rows = [row for i in range(index, total, threads) for row in make_rows(i, 1, sizes.seed)]
+        try:
+            conn = run.engine.connect(target, autocommit=True)
+        except BaseException as exc:  # noqa: BLE001 - reported as the workload's error
+            failures.append(exc)
+            ready.abort()
+            return
+        try:
+            cursor = conn.cursor()
+            ready.wait()
+            mine = latencies[index]
+            for row in rows:
+                began = time.perf_counter()
+                while True:
+                    try:
+                        cursor.execute(INSERT, row)
+                        break
+                    except Exception as exc:
+                        if not run.engine.is_retryable(exc):
+                            raise
+                        retries[index] += 1
+                mine.append(time.perf_counter() - began)
+                done[index] += 1
+        except threading.BrokenBarrierError:
+            pass  # another worker could not connect: its error is the one reported
+        except BaseException as exc:  # noqa: BLE001 - reported as the workload's error
+            failures.append(exc)
+        finally:
+            finished[index] = time.perf_counter()
+            conn.close()
+
+    workers = [
+        threading.Thread(target=worker, args=(i,), name=f"{name}-{i}") for i in range(threads)
+    ]
+    for thread in workers:
+        thread.start()
+    progress = Progress(f"{name} {run.engine.name}", total, "commits")
+    try:
+        with contextlib.suppress(threading.BrokenBarrierError):
+            ready.wait()
+        for thread in workers:
+            while thread.is_alive():
+                thread.join(0.2)
+                progress.update(sum(done))
+    finally:
+        progress.close()
+        for thread in workers:
+            thread.join()
+    if failures:
+        raise failures[0]
+    seconds = max(finished) - started[0]
+    p50, p99 = latency_summary([x for per_thread in latencies for x in per_thread])
+    return Result(
+        workload=name,
+        engine=run.engine.name,
+        unit="commits/s",
+        ops=total,
+        seconds=seconds,
+        throughput=total / seconds if seconds > 0 else 0.0,
+        p50_ms=p50,
+        p99_ms=p99,
+        latency_of="one INSERT commit",
+        params={"commits": total, "threads": threads},
+        check=sum(done),
+        retries=sum(retries),
+    )
+
+
+def autocommit_one_thread(run: EngineRun, sizes: Sizes) -> Result:
+    """Single-row autocommit INSERTs from one thread."""
+    return _autocommit(run, sizes, "autocommit_1t", 1)
+
+
+def autocommit_threads(run: EngineRun, sizes: Sizes) -> Result:
+    """Single-row autocommit INSERTs from ``sizes.threads`` threads."""
+    return _autocommit(run, sizes, "autocommit_mt", sizes.threads)
+
+
+def point_select(run: EngineRun, sizes: Sizes) -> Result:
+    """Time SELECTs by primary key of random ids of the loaded table."""
+    target = _loaded(run, sizes)
+    rng = random.Random(sizes.seed)
+    ids = [rng.randrange(sizes.rows) for _ in range(sizes.selects)]
+    conn = run.engine.connect(target, autocommit=True)
+    latencies: list[float] = []
+    found = 0
+    progress = Progress(f"point_select {run.engine.name}", len(ids), "selects")
+    try:
+        cursor = conn.cursor()
+        for warm in ids[: min(1000, len(ids) // 10)]:  # untimed: caches, lazy setup
+            cursor.execute(POINT_SELECT, (warm,))
+            cursor.fetchone()
+        began = time.perf_counter()
+        for n, id_ in enumerate(ids, 1):
+            start = time.perf_counter()
+            cursor.execute(POINT_SELECT, (id_,))
+            row = cursor.fetchone()
+            latencies.append(time.perf_counter() - start)
+            found += row is not None
+            if n % 1000 == 0:
+                progress.update(n)
+        seconds = time.perf_counter() - began
+    finally:
+        progress.close()
+        conn.close()
+    p50, p99 = latency_summary(latencies)
+    return Result(
+        workload="point_select",
+        engine=run.engine.name,
+        unit="selects/s",
+        ops=len(ids),
+        seconds=seconds,
+        throughput=len(ids) / seconds if seconds > 0 else 0.0,
+        p50_ms=p50,
+        p99_ms=p99,
+        latency_of="one SELECT by primary key",
+        params={"selects": len(ids), "table_rows": sizes.rows},
+        check=found,
+    )
+
+
+def filtered_scan(run: EngineRun, sizes: Sizes) -> Result:
+    """Time an aggregate over a filtered full scan of the loaded table."""
+    target = _loaded(run, sizes)
+    conn = run.engine.connect(target, autocommit=True)
+    latencies: list[float] = []
+    answer: Any = None
+    progress = Progress(f"filtered_scan {run.engine.name}", sizes.scans, "queries")
+    try:
+        cursor = conn.cursor()
+        for n in range(1, sizes.scans + 1):
+            start = time.perf_counter()
+            cursor.execute(SCAN)
+            rows = cursor.fetchall()
+            latencies.append(time.perf_counter() - start)
+            count, average = rows[0]
+            answer = [count, None if average is None else round(float(average), 6)]
+            progress.update(n)
+    finally:
+        progress.close()
+        conn.close()
+    seconds = sum(latencies)
+    scanned = sizes.rows * sizes.scans
+    p50, p99 = latency_summary(latencies)
+    return Result(
+        workload="filtered_scan",
+        engine=run.engine.name,
+        unit="rows/s",
+        ops=sizes.scans,
+        seconds=seconds,
+        throughput=scanned / seconds if seconds > 0 else 0.0,
+        p50_ms=p50,
+        p99_ms=p99,
+        latency_of="one query over the whole table",
+        params={"query": SCAN, "repetitions": sizes.scans, "table_rows": sizes.rows},
+        check=answer,
+    )
+
+
+@dataclass(frozen=True)
+class Workload:
+    """A named workload and the function that runs it on one engine."""
+
+    name: str
+    summary: str
+    run: Callable[[EngineRun, Sizes], Result]
+
+
+WORKLOADS: tuple[Workload, ...] = (
+    Workload("bulk_load", "executemany, one commit per batch", bulk_load),
+    Workload("autocommit_1t", "single-row autocommit INSERTs, 1 thread", autocommit_one_thread),
+    Workload("autocommit_mt", "single-row autocommit INSERTs, N threads", autocommit_threads),
+    Workload("point_select", "SELECT by primary key, random ids", point_select),
+    Workload("filtered_scan", "count/avg over a filtered full scan", filtered_scan),
+)
