@@ -10,6 +10,7 @@ sqlglot. Unquoted identifiers are folded to lower case, as PostgreSQL does.
 from __future__ import annotations
 
 import functools
+import re
 from typing import cast
 
 import sqlglot
@@ -99,6 +100,19 @@ _LEVELS = {
 }
 
 
+def _syntax_message(error: sqlglot.errors.ParseError) -> str:
+    """PostgreSQL's wording, with sqlglot's reason and position, and no terminal colours."""
+    if not error.errors:
+        return re.sub(r"\x1b\[[0-9;]*m", "", str(error)).strip()
+    first = error.errors[0]
+    near = (first.get("highlight") or "").strip()
+    where = f"line {first.get('line')}, column {first.get('col')}"
+    reason = first.get("description") or "invalid syntax"
+    if near:
+        return f'syntax error at or near "{near}" ({where}): {reason}'
+    return f"syntax error at end of input ({where}): {reason}"
+
+
 def _transaction_modes(words: list[str], text: str) -> str | None:
     """The isolation level named by transaction modes (``ISOLATION LEVEL x``, ``READ WRITE``)."""
     isolation = None
@@ -168,7 +182,7 @@ def _prepare_one(text: str, tokens: list[Token]) -> Statement:
     try:
         tree = cast(exp.Expression, sqlglot.parse_one(text, read="postgres"))
     except sqlglot.errors.ParseError as e:
-        raise errors.SqlSyntaxError(str(e)) from None
+        raise errors.SqlSyntaxError(_syntax_message(e)) from None
     if tree is None:
         raise errors.SqlSyntaxError(f"empty statement: {text!r}")
     for ident in tree.find_all(exp.Identifier):
