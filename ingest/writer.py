@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from offsetdb import errors
 from offsetdb.log import Log
@@ -48,6 +48,9 @@ class TransactionWriter:
         self._mutex = threading.Lock()
         self._queue: list[_Pending] = []
         self._leader_active = False
+        # Held by each group append, or by one committer for a whole read-execute-append
+        # (see :meth:`exclusive`).
+        self._gate = threading.Lock()
 
     def append(self, record: bytes) -> int:
         """Append one record, durably; returns its offset. Blocks until appended."""
@@ -72,7 +75,8 @@ class TransactionWriter:
         failure: BaseException | None = None
         offsets: list[int] = []
         try:
-            offsets = self._log.append([p.record for p in batch])
+            with self._gate:
+                offsets = self._log.append([p.record for p in batch])
         except BaseException as e:  # every committer of the batch learns the same failure
             failure = e
         with self._mutex:
@@ -96,6 +100,26 @@ class TransactionWriter:
             p.done = True
             if p is not leader and p.wake is not None:
                 p.wake.release()
+
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[Callable[[bytes], int]]:
+        """Hold off every other append; yields the function that appends for the holder.
+
+        For a transaction that keeps losing certification to concurrent commits: it reads,
+        executes and appends while no other record can enter the log of this process, so
+        it cannot lose again to a local writer. Others queue meanwhile and go in the next
+        group.
+        """
+        with self._gate:
+
+            def append_now(record: bytes) -> int:
+                offset = self._log.append([record])[0]
+                if self._after_append is not None:
+                    with contextlib.suppress(errors.Error):
+                        self._after_append()
+                return offset
+
+            yield append_now
 
     @staticmethod
     def _result(pending: _Pending) -> int:

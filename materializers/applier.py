@@ -36,6 +36,7 @@ from offsetdb.keys import (
     encode_key,
     hidden_row_key,
     index_prefix,
+    table_prefix,
     u64,
     version_key,
 )
@@ -128,6 +129,8 @@ class Materializer:
         self._outcomes: OrderedDict[int, Outcome] = OrderedDict()
         self._failure: BaseException | None = None
         self._expected: dict[bytes, dict[str, Any]] = {}
+        self._rows: mvcc.PointReader
+        self._uniques: mvcc.PointReader
         self._progress = progress
         stored = store.meta.get(NEXT_OFFSET_KEY)
         # The next offset to apply, i.e. the last applied offset + 1 (bytewax's convention).
@@ -270,6 +273,9 @@ class Materializer:
         self, offset: int, txn: dict[str, Any], batch: WriteBatch
     ) -> tuple[Outcome, tuple[CatalogVersion, dict[int, list[bytes]]] | None]:
         txn_id = txn["txn_id"]
+        # Created now, after offset - 1 was written: they read exactly the state at C - 1.
+        self._rows = mvcc.PointReader(self._store.data)
+        self._uniques = mvcc.PointReader(self._store.index)
         try:
             catalog, created = self._certify_ddl(offset, txn)
             groups = self._decode_writes(offset, txn, catalog, created)
@@ -368,10 +374,10 @@ class Materializer:
         return groups
 
     def _certify_reads(self, snapshot: int, txn: dict[str, Any]) -> None:
-        data = self._store.data
+        rows = self._rows
         for read in txn["read_keys"]:
             table_id = read["table_id"]
-            version = mvcc.latest_version(data, version_key(table_id, read["key"], 0)[:-8])
+            version = rows.latest(table_prefix(table_id) + read["key"])
             if version is not None and version[0] > snapshot:
                 raise errors.SerializationFailure(
                     "could not serialize access due to read/write dependencies among "
@@ -390,11 +396,11 @@ class Materializer:
         if table is None:
             return  # dropped since: the DDL conflict is caught through the catalog read
         _, from_primitive = table.converters()
-        data = self._store.data
+        rows = self._rows
         for written_at, key in self.window.writes_since(snapshot, predicate.table_id):
-            prefix = version_key(predicate.table_id, key, 0)[:-8]
-            after = mvcc.read_live(data, prefix, written_at)
-            before = mvcc.read_live(data, prefix, written_at - 1)
+            prefix = table_prefix(predicate.table_id) + key
+            after = rows.live(prefix, written_at)
+            before = rows.live(prefix, written_at - 1)
             for image in (before, after):
                 if image is not None and predicate.matches(from_primitive(marshal.loads(image))):
                     raise errors.SerializationFailure(
@@ -405,13 +411,14 @@ class Materializer:
                     )
 
     def _certify_writes(self, snapshot: int, offset: int, groups: list[_TableOps]) -> None:
-        data = self._store.data
+        rows = self._rows
         for group in groups:
             table = group.table
             if table.table_id == table_id_for(offset):
                 continue  # created by this very transaction: nothing concurrent to meet
+            prefix = table_prefix(table.table_id)
             for op, key in zip(group.ops, group.keys, strict=True):
-                version = mvcc.latest_version(data, version_key(table.table_id, key, 0)[:-8])
+                version = rows.latest(prefix + key)
                 if version is None:
                     if op != "INSERT":
                         raise self._ww_conflict(table, key, None)
@@ -431,7 +438,7 @@ class Materializer:
 
     def _certify_unique(self, group: _TableOps) -> None:
         table = group.table
-        index = self._store.index
+        uniques = self._uniques
         released: set[tuple[int, bytes, bytes]] = set()
         for op, key, before in zip(group.ops, group.keys, group.befores, strict=True):
             if op != "INSERT" and before is not None:
@@ -441,7 +448,7 @@ class Materializer:
             if after is None:
                 continue
             for number, values in self._unique_values(table, after):
-                holder = mvcc.read_live(index, index_prefix(table.table_id, number) + values, 2**64 - 1)
+                holder = uniques.live(index_prefix(table.table_id, number) + values)
                 if holder is not None and holder != key and (number, values, holder) not in released:
                     columns = [table.columns[i].name for i in table.unique[number]]
                     raise errors.UniqueViolation(

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from offsetdb import errors
@@ -31,6 +31,9 @@ from offsetdb.schemas.codec import encode_log_record
 Params = Sequence[Any] | Mapping[str, Any] | None
 
 ISOLATION_LEVELS = ("SERIALIZABLE", "SNAPSHOT")
+
+# Autocommit attempts that compete freely before a retry holds off other local appends.
+_EXCLUSIVE_AFTER = 3
 
 
 class Session:
@@ -108,23 +111,46 @@ class Session:
             return result
         attempts = self._db.config.autocommit_retries if retry else 0
         for attempt in range(attempts + 1):
-            txn = self._new_txn(self.default_isolation)
-            self.last_snapshot = txn.snapshot_offset
             try:
-                result = work(txn)
-                self._commit_txn(txn)
+                if attempt < _EXCLUSIVE_AFTER:
+                    result = self._attempt(work, None)
+                else:
+                    # Losing again and again to other writers of this process: run the
+                    # statement and its append with other appends held off, so that no
+                    # local commit can land between its snapshot and its commit.
+                    with self._db.writer.exclusive() as append_now:
+                        self._db.materializer.catch_up()
+                        result = self._attempt(work, append_now)
             except errors.SerializationFailure:
                 if attempt == attempts:
                     raise
-                # Jittered backoff, so that colliding retries do not collide again.
-                time.sleep(random.uniform(0, 0.0005 * (attempt + 1)))
+                self._before_retry(attempt)
                 continue
-            finally:
-                self._db.materializer.snapshots.unpin(txn.snapshot_offset)
             if isinstance(result, int):
                 return Result([], [], result, "")
             return result
         raise AssertionError("unreachable")
+
+    def _attempt(self, work: Any, append: Callable[[bytes], int] | None) -> Any:
+        """One autocommit attempt: a fresh transaction, the statement, its commit."""
+        txn = self._new_txn(self.default_isolation)
+        self.last_snapshot = txn.snapshot_offset
+        try:
+            result = work(txn)
+            self._commit_txn(txn, append)
+        finally:
+            self._db.materializer.snapshots.unpin(txn.snapshot_offset)
+        return result
+
+    def _before_retry(self, attempt: int) -> None:
+        """Wait out a conflict before retrying an autocommit statement.
+
+        Exponential backoff with full jitter keeps colliding writers from colliding again
+        in lockstep; then the retry waits until every record already in the log is
+        applied, since a snapshot older than those commits would conflict with them again.
+        """
+        time.sleep(random.uniform(0, min(0.02, 0.0002 * 2**attempt)))
+        self._db.materializer.wait_applied(self._db.log.end_offset() - 1, 5.0)
 
     # --- transaction control -------------------------------------------------------------
 
@@ -195,7 +221,7 @@ class Session:
             self._db.config.principal,
         )
 
-    def _commit_txn(self, txn: Transaction) -> None:
+    def _commit_txn(self, txn: Transaction, append: Callable[[bytes], int] | None = None) -> None:
         if not txn.has_writes:
             return  # read-only: nothing to certify, never aborts
         body = txn.build_record()
@@ -203,7 +229,7 @@ class Session:
         materializer = self._db.materializer
         materializer.expect(record, body)
         try:
-            offset = self._db.writer.append(record)
+            offset = (append or self._db.writer.append)(record)
         except BaseException:
             materializer.forget(record)
             raise

@@ -87,6 +87,8 @@ class Transaction:
         self._read_keys: set[tuple[int, bytes]] = set()
         self._predicates: dict[tuple[int, tuple[Any, ...]], None] = {}
         self._provisional = 0
+        self._rows = mvcc.PointReader(data, snapshot)
+        self._uniques = mvcc.PointReader(index, snapshot)
 
     # --- TxnContext: reads ----------------------------------------------------------------
 
@@ -158,7 +160,7 @@ class Transaction:
 
     def _stored(self, table: TableDef, key: bytes) -> tuple[Any, ...] | None:
         """The primitive row at ``key`` as of the snapshot (no overlay, no read record)."""
-        value = mvcc.read_live(self._data, table_prefix(table.table_id) + key, self._snapshot)
+        value = self._rows.live(table_prefix(table.table_id) + key)
         return None if value is None else marshal.loads(value)
 
     def find_unique(
@@ -187,7 +189,7 @@ class Transaction:
         self._record_predicate(
             table, tuple(Conjunct(c, "=", (v,)) for c, v in zip(columns, coerced, strict=True))
         )
-        holder = mvcc.read_live(self._index, index_prefix(table.table_id, number) + encoded, self._snapshot)
+        holder = self._uniques.live(index_prefix(table.table_id, number) + encoded)
         if holder is None:
             return None
         found = self._get_key(table, holder)
@@ -383,6 +385,8 @@ class Transaction:
 
     def _claim_unique(self, writes: _TableWrites, key: bytes, row: Row) -> None:
         table = writes.table
+        if not table.unique:
+            return
         for number, columns in enumerate(table.unique):
             values = [row[i] for i in columns]
             if any(v is None for v in values):
@@ -390,9 +394,7 @@ class Transaction:
             encoded = encode_key(values)
             holder = writes.unique[number].get(encoded)
             if holder is None and table.table_id:
-                stored_holder = mvcc.read_live(
-                    self._index, index_prefix(table.table_id, number) + encoded, self._snapshot
-                )
+                stored_holder = self._uniques.live(index_prefix(table.table_id, number) + encoded)
                 if stored_holder is not None and stored_holder != key:
                     # Still a conflict unless this transaction moved that row off the value.
                     pending = writes.rows.get(stored_holder)
