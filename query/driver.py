@@ -167,7 +167,8 @@ class Cursor:
         self.connection = connection
         self._rows: list[tuple[Any, ...]] = []
         self._position = 0
-        self.description: list[tuple[Any, ...]] | None = None
+        self._columns: list[Any] = []
+        self._description: list[tuple[Any, ...]] | None = None
         self.rowcount = -1
         self.statusmessage: str | None = None
         self.snapshot_offset: int | None = None
@@ -184,7 +185,7 @@ class Cursor:
         """Run a statement once per parameter set, in one transaction."""
         self._check_open()
         count = self.connection._executemany(sql, seq_of_params)
-        self._rows, self._position, self.description = [], 0, None
+        self._rows, self._position, self._columns, self._description = [], 0, [], None
         self.rowcount = count
         self.statusmessage = None
         self.snapshot_offset = self.connection._session.last_snapshot
@@ -196,12 +197,18 @@ class Cursor:
         self.rowcount = result.rowcount
         self.statusmessage = result.status
         self.snapshot_offset = self.connection._session.last_snapshot
-        if result.columns:
-            self.description = [
-                (c.name, _type_code(c.type), None, None, None, None, None) for c in result.columns
+        self._columns = result.columns
+        self._description = None
+
+    @property
+    def description(self) -> list[tuple[Any, ...]] | None:
+        """PEP 249: one 7-tuple per result column (name, type code, then five Nones)."""
+        if self._description is None and self._columns:
+            # Built on first access: most point selects never look at it.
+            self._description = [
+                (c.name, _type_code(c.type), None, None, None, None, None) for c in self._columns
             ]
-        else:
-            self.description = None
+        return self._description
 
     def fetchone(self) -> tuple[Any, ...] | None:
         """The next row, or None."""
@@ -255,7 +262,7 @@ class Cursor:
 
     def _check_result(self) -> None:
         self._check_open()
-        if self.description is None:
+        if not self._columns:
             raise errors.ProgrammingError("the last statement returned no rows to fetch", "24000")
 
 

@@ -10,6 +10,7 @@ the transaction.
 
 from __future__ import annotations
 
+import functools
 import marshal
 import os
 import time
@@ -87,8 +88,20 @@ class Transaction:
         self._read_keys: set[tuple[int, bytes]] = set()
         self._predicates: dict[tuple[int, tuple[Any, ...]], None] = {}
         self._provisional = 0
-        self._rows = mvcc.PointReader(data, snapshot)
-        self._uniques = mvcc.PointReader(index, snapshot)
+        self._row_reader: mvcc.PointReader | None = None
+        self._unique_reader: mvcc.PointReader | None = None
+
+    @property
+    def _rows(self) -> mvcc.PointReader:
+        if self._row_reader is None:
+            self._row_reader = mvcc.PointReader(self._data, self._snapshot)
+        return self._row_reader
+
+    @property
+    def _uniques(self) -> mvcc.PointReader:
+        if self._unique_reader is None:
+            self._unique_reader = mvcc.PointReader(self._index, self._snapshot)
+        return self._unique_reader
 
     # --- TxnContext: reads ----------------------------------------------------------------
 
@@ -103,7 +116,7 @@ class Transaction:
         created = self._created.get(lowered)
         if created is not None:
             return created
-        self._read_keys.add((CATALOG_TABLE_ID, encode_key([lowered])))
+        self._read_keys.add((CATALOG_TABLE_ID, _catalog_key(lowered)))
         if lowered in self._dropped:
             raise errors.UndefinedTable(f'relation "{name}" does not exist')
         return self._catalog.require(lowered)
@@ -460,6 +473,12 @@ class Transaction:
         if hi is not None and hi <= lo:
             hi = lo  # empty range
         return lo, hi
+
+
+@functools.lru_cache(maxsize=4096)
+def _catalog_key(name: str) -> bytes:
+    """The key of a table's catalog entry, read by every statement that names it."""
+    return encode_key([name])
 
 
 def _overlay(
