@@ -1,0 +1,31 @@
+"""The examples in the documentation run as written."""
+
+from __future__ import annotations
+
+import doctest
+import os
+import re
+from pathlib import Path
+
+import offsetdb
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_readme_python_driver_example_runs(tmp_path: Path, capsys) -> None:
+    readme = (ROOT / "README.md").read_text()
+    code = re.search(r"```python\n(.*?)```", readme, re.S)
+    assert code is not None, "README lost its Python example"
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        exec(compile(code.group(1), "README.md", "exec"), {})
+    finally:
+        os.chdir(cwd)
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[1].startswith("[('signup', 1), ('login', 1)]")
+
+
+def test_package_docstring_examples_pass() -> None:
+    failures, tried = doctest.testmod(offsetdb, verbose=False)
+    assert tried > 0 and failures == 0
