@@ -9,6 +9,7 @@ it then applies every record from offset 0.
 from __future__ import annotations
 
 import hashlib
+import marshal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,9 +36,24 @@ class Digest:
 
 
 def state_digest(store: Store, catalog: CatalogVersion, snapshot: int) -> Digest:
-    """Hash every table's definition and visible rows at ``snapshot``, in key order."""
+    """Hash every table's definition and visible rows at ``snapshot``, in key order.
+
+    The certification decisions up to ``snapshot`` (which offsets committed, and the
+    SQLSTATE of each abort) are hashed too: nodes that agree on state but not on
+    decisions would still be diverging.
+    """
     digest = hashlib.sha256()
     rows = 0
+    it = store.txns.iter()
+    it.seek(b"o")
+    while it.valid():
+        key = it.key()
+        if not key.startswith(b"o") or int.from_bytes(key[1:9], "big") > snapshot:
+            break
+        _, committed, sqlstate, _ = marshal.loads(it.value())
+        digest.update(key + (b"C" if committed else b"A" + (sqlstate or "").encode()))
+        it.next()
+    del it
     for table in catalog.tables():
         digest.update(b"table\x00" + table.name.encode() + b"\x00")
         digest.update(mvcc.dumps(table.to_dict()))

@@ -27,6 +27,7 @@ from typing import Any
 
 import offsetdb
 from offsetdb import errors, repl
+from offsetdb.progress import TerminalProgress
 
 DEFAULT_DATA_DIR = "./offsetdb-data"
 
@@ -265,6 +266,50 @@ register(
     _configure_replay,
     _run_replay,
 )
+
+
+# --- offsetdb load -------------------------------------------------------------------------
+
+
+def _configure_load(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("database", metavar="DIR", help="data directory")
+    parser.add_argument("table", metavar="TABLE", help="table to load into (must exist)")
+    parser.add_argument("file", metavar="FILE.csv", help="CSV file; its first line names the columns")
+    parser.add_argument("--batch", type=int, default=10_000, help="rows per transaction (default 10000)")
+    parser.add_argument("--no-header", action="store_true", help="the file has no header line")
+
+
+def _run_load(args: argparse.Namespace) -> int:
+    """Load a CSV file in batches, one transaction each, with progress on a terminal."""
+    from offsetdb.ingest.bulk import load_csv
+    progress = TerminalProgress(f"loading {args.file}", min_seconds=0.5, unit="bytes")
+
+    try:
+        conn = offsetdb.connect(args.database)
+    except errors.Error as exc:
+        _print_error(exc)
+        return 1
+    try:
+        result = load_csv(conn, args.table, args.file, args.batch, not args.no_header, progress)
+    except errors.Error as exc:
+        progress.finish()
+        _print_error(exc)
+        return 1
+    except OSError as exc:
+        progress.finish()
+        sys.stderr.write(f"offsetdb load: {exc.filename}: {exc.strerror}\n")
+        return 1
+    finally:
+        conn.close()
+    progress.finish()
+    print(
+        f"COPY {result.rows}  ({result.batches} transactions, {result.seconds:.2f} s, "
+        f"{result.rows_per_second:,.0f} rows/s)"
+    )
+    return 0
+
+
+register("load", "bulk-load a CSV file into a table, in batches, with progress", _configure_load, _run_load)
 
 
 if __name__ == "__main__":

@@ -9,52 +9,18 @@ last connection.
 from __future__ import annotations
 
 import os
-import sys
 import threading
-import time
 
 from offsetdb.config import Config
 from offsetdb.embedded_log import EmbeddedLog
 from offsetdb.ingest.writer import TransactionWriter
 from offsetdb.materializers.applier import Materializer
 from offsetdb.materializers.replay import Digest, copy_log, state_digest
+from offsetdb.progress import TerminalProgress
 from offsetdb.store import Store, open_store
 
 _registry: dict[str, Database] = {}
 _registry_lock = threading.Lock()
-
-
-class TerminalProgress:
-    """One updating line on stderr for long replays: done/total, rate, ETA."""
-
-    def __init__(self, label: str, min_seconds: float = 1.0) -> None:
-        self._label = label
-        self._min_seconds = min_seconds
-        self._last = 0.0
-        self._shown = False
-        self._enabled = sys.stderr.isatty()
-
-    def __call__(self, done: int, total: int, elapsed: float) -> None:
-        """Report progress; prints only on a terminal and only for long operations."""
-        if not self._enabled or elapsed < self._min_seconds:
-            return
-        now = time.monotonic()
-        if now - self._last < 0.2 and done < total:
-            return
-        self._last = now
-        rate = done / elapsed if elapsed > 0 else 0.0
-        eta = (total - done) / rate if rate > 0 else 0.0
-        sys.stderr.write(
-            f"\r{self._label}: {done:,}/{total:,} records, {rate:,.0f}/s, ETA {eta:,.0f}s   "
-        )
-        sys.stderr.flush()
-        self._shown = True
-
-    def finish(self) -> None:
-        """End the progress line."""
-        if self._shown:
-            sys.stderr.write("\n")
-            sys.stderr.flush()
 
 
 class Database:
