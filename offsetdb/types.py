@@ -385,10 +385,6 @@ def from_primitive(value: Any, sql_type: SqlType) -> Any:
     return value if fn is None or value is None else fn(value)
 
 
-def _outside(value: Any, bounds: tuple[int, int]) -> bool:
-    return bool(value < bounds[0] or value > bounds[1])
-
-
 def row_coercer(
     types: tuple[SqlType, ...], names: tuple[str, ...], not_null: tuple[bool, ...], table: str
 ) -> Callable[[tuple[Any, ...]], tuple[Any, ...]]:
@@ -398,10 +394,12 @@ def row_coercer(
     common case for parameters) pass with one type check, without a call to
     :func:`coerce`; integers get their range check inline.
     """
-    specs: list[tuple[SqlType, str, bool, type | None, tuple[int, int] | None]] = []
+    # ``fast`` is Any, not ``type | None``: compared with ``type(value)`` it must not narrow
+    # ``value`` for the bounds check that follows.
+    specs: list[tuple[SqlType, str, bool, Any, tuple[int, int] | None]] = []
     for sql_type, name, required in zip(types, names, not_null, strict=True):
         plain = sql_type.length is None and sql_type.scale is None and sql_type.precision is None
-        fast: type | None = sql_type.python_type if plain else None
+        fast: Any = sql_type.python_type if plain else None
         if sql_type.kind in (Kind.DATE, Kind.TIMESTAMP):
             fast = None  # datetime is a subclass of date: always go through coerce
         bounds: tuple[int, int] | None = None
@@ -421,7 +419,9 @@ def row_coercer(
                         f'null value in column "{name}" of relation "{table}" violates '
                         "not-null constraint"
                     )
-            elif type(value) is not fast or (bounds is not None and _outside(value, bounds)):
+            elif type(value) is not fast or (
+                bounds is not None and not bounds[0] <= value <= bounds[1]
+            ):
                 value = coerce(value, sql_type, name)
             out.append(value)
         return tuple(out)

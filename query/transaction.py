@@ -173,7 +173,7 @@ class Transaction:
 
     def _stored(self, table: TableDef, key: bytes) -> tuple[Any, ...] | None:
         """The primitive row at ``key`` as of the snapshot (no overlay, no read record)."""
-        value = self._rows.live(table_prefix(table.table_id) + key)
+        value = self._rows.live(_row_prefix(table) + key)
         return None if value is None else marshal.loads(value)
 
     def find_unique(
@@ -221,7 +221,12 @@ class Transaction:
             self._provisional += 1
             writes.rows[key] = _Pending(None, row)
         else:
-            key = encode_key([row[i] for i in table.primary_key])
+            primary_key = table.primary_key
+            key = (
+                encode_value(row[primary_key[0]])
+                if len(primary_key) == 1
+                else encode_key([row[i] for i in primary_key])
+            )
             pending = writes.rows.get(key)
             if pending is None:
                 stored = self._stored(table, key) if table.table_id else None
@@ -473,6 +478,14 @@ class Transaction:
         if hi is not None and hi <= lo:
             hi = lo  # empty range
         return lo, hi
+
+
+def _row_prefix(table: TableDef) -> bytes:
+    """The ``data`` prefix of the table's rows, computed once per table version."""
+    prefix: bytes | None = table._cache.get("prefix")
+    if prefix is None:
+        prefix = table._cache["prefix"] = table_prefix(table.table_id)
+    return prefix
 
 
 @functools.lru_cache(maxsize=4096)
