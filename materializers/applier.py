@@ -144,6 +144,9 @@ class Materializer:
         self.gc = GarbageCollector(
             store, self.snapshots, max(config.history_retention, config.certification_window + 1)
         )
+        for table_id, dropped_at in self.catalog.dropped():
+            # Rows of tables dropped before a restart still need collecting.
+            self.gc.note_drop(table_id, dropped_at)
 
     # --- state visible to readers -----------------------------------------------------
 

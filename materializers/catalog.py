@@ -210,6 +210,15 @@ class Catalog:
         index = bisect.bisect_right(self._offsets, offset) - 1
         return versions[max(index, 0)]
 
+    def dropped(self) -> list[tuple[int, int]]:
+        """``(table_id, offset of its DROP)`` of every table dropped since the beginning."""
+        out = []
+        for previous, current in zip(self._versions, self._versions[1:], strict=False):
+            for table in previous.tables():
+                if current.by_id(table.table_id) is None:
+                    out.append((table.table_id, current.offset))
+        return out
+
     def publish(self, version: CatalogVersion) -> None:
         """Make ``version`` (at an offset above every earlier one) visible to readers."""
         with self._lock:

@@ -174,3 +174,19 @@ def test_garbage_collection_keeps_current_rows_and_refuses_collected_snapshots(d
     with pytest.raises(Exception) as caught:
         db.materializer.snapshots.pin(old_snapshot)
     assert getattr(caught.value, "sqlstate", None) == "72000"
+
+
+def test_rows_of_a_dropped_table_are_collected_once_below_the_horizon(db: Database) -> None:
+    table_id = db.materializer.catalog.latest().require("accounts").table_id
+    txn = begin(db)
+    txn.drop_table("accounts")
+    assert commit(db, txn).committed
+    from offsetdb.keys import table_prefix
+    from offsetdb.materializers import mvcc
+
+    prefix = table_prefix(table_id)
+    assert list(mvcc.scan_live(db.store.data, prefix, db.materializer.applied_offset - 1))
+    db.materializer.gc.collect(db.materializer.snapshots.advance(db.materializer.applied_offset))
+    it = db.store.data.iter()
+    it.seek(prefix)
+    assert not (it.valid() and it.key().startswith(prefix)), "dropped rows survived collection"
