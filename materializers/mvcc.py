@@ -75,33 +75,35 @@ class PointReader:
         # Snapshot -1 (the empty database) sees nothing: seek past every version.
         self._default = inverted(snapshot) if snapshot >= 0 else b"\xff" * 9
 
+    def _seek(self, prefix: bytes, snapshot: int | None) -> tuple[bytes, bytes] | None:
+        """(full key, value) of the newest version of ``prefix`` visible, or None."""
+        it = self._it
+        it.seek(prefix + (self._default if snapshot is None else inverted(snapshot)))
+        if not it.valid():
+            return None
+        found = it.key()
+        if len(found) != len(prefix) + 8 or not found.startswith(prefix):
+            return None
+        return found, it.value()
+
     def latest(self, prefix: bytes, snapshot: int | None = None) -> Version | None:
         """The newest version of entry ``prefix`` (``table | key``) at or below the snapshot.
 
         Returns ``(offset, value)`` with value None for a tombstone, or None if no version.
         """
-        it = self._it
-        it.seek(prefix + (self._default if snapshot is None else inverted(snapshot)))
-        if not it.valid():
+        hit = self._seek(prefix, snapshot)
+        if hit is None:
             return None
-        found = it.key()
-        if len(found) != len(prefix) + 8 or not found.startswith(prefix):
-            return None
-        value = it.value()
+        found, value = hit
         offset = MAX_U64 - U64.unpack(found[-8:])[0]
         return offset, (None if value[:1] == TOMBSTONE else value[1:])
 
     def live(self, prefix: bytes, snapshot: int | None = None) -> bytes | None:
         """The value (without its marker) of the entry visible at the snapshot, or None."""
-        it = self._it
-        it.seek(prefix + (self._default if snapshot is None else inverted(snapshot)))
-        if not it.valid():
+        hit = self._seek(prefix, snapshot)
+        if hit is None or hit[1][:1] == TOMBSTONE:
             return None
-        found = it.key()
-        if len(found) != len(prefix) + 8 or not found.startswith(prefix):
-            return None
-        value = it.value()
-        return None if value[:1] == TOMBSTONE else value[1:]
+        return hit[1][1:]
 
 
 def scan_live(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sqlglot import exp
 
@@ -141,21 +141,12 @@ def try_point_select(planner: Planner, node: exp.Select, parent: Scope | None) -
     if matched is None:
         return None
     lookup, rest = matched
+    from .select import Planner as _Planner
+    from .select import all_true
+
     residual: Fn | None = None
     if rest:
-        predicates = [compiler.predicate(c, "WHERE").fn for c in rest]
-
-        def residual(row: Row, env: Env) -> Any:
-            result: Any = True
-            for f in predicates:
-                v = f(row, env)
-                if v is False:
-                    return False
-                if v is None:
-                    result = None
-            return result
-
-    from .select import Planner as _Planner
+        residual = all_true([compiler.predicate(c, "WHERE").fn for c in rest])
 
     items = _Planner._expand_stars(planner, node.expressions, scope)
     select_compiler = Compiler(planner, scope, "SELECT")

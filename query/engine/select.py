@@ -712,7 +712,7 @@ class Planner:
         if conds:
             wc = Compiler(self, scope, "WHERE")
             compiled = [wc.predicate(c, "WHERE") for c in conds]
-            where_fn = _all_true([c.fn for c in compiled])
+            where_fn = all_true([c.fn for c in compiled])
             outer_depth = max(outer_depth, wc.outer_depth)
 
         select_items = self._expand_stars(node.expressions, scope)
@@ -1088,7 +1088,7 @@ class Planner:
             residual.append(cond)
         residual_fn: Fn | None = None
         if residual:
-            residual_fn = _all_true([full.predicate(c, "JOIN/ON").fn for c in residual])
+            residual_fn = all_true([full.predicate(c, "JOIN/ON").fn for c in residual])
         self._from_depth = max(self._from_depth, full.outer_depth, lc.outer_depth, rc.outer_depth)
         return JoinSource(left, item.source, outer, left_keys, right_keys, residual_fn)
 
@@ -1192,7 +1192,7 @@ def _sort_key(ordered: exp.Expression, out: int | None, fn: Fn | None) -> SortKe
     return SortKey(out, fn, desc, bool(nulls_first))
 
 
-def _all_true(fns: list[Fn]) -> Fn:
+def all_true(fns: list[Fn]) -> Fn:
     """The conjunction of predicates, as a WHERE filter (TRUE only when all are TRUE)."""
     if len(fns) == 1:
         return fns[0]
