@@ -52,6 +52,11 @@ class TransactionWriter:
         # (see :meth:`exclusive`).
         self._gate = threading.Lock()
 
+    @property
+    def queued(self) -> int:
+        """Records waiting for the next group append."""
+        return len(self._queue)
+
     def append(self, record: bytes) -> int:
         """Append one record, durably; returns its offset. Blocks until appended."""
         pending = _Pending(record)
@@ -69,16 +74,18 @@ class TransactionWriter:
         return self._result(pending)
 
     def _lead(self, leader: _Pending) -> None:
-        with self._mutex:
-            batch = self._queue[: self._max_batch]
-            del self._queue[: self._max_batch]
         failure: BaseException | None = None
         offsets: list[int] = []
-        try:
-            with self._gate:
+        with self._gate:
+            # Taken only once the log is ours: whatever queued while an exclusive holder
+            # kept it joins this append. The leader is always first in the queue.
+            with self._mutex:
+                batch = self._queue[: self._max_batch]
+                del self._queue[: self._max_batch]
+            try:
                 offsets = self._log.append([p.record for p in batch])
-        except BaseException as e:  # every committer of the batch learns the same failure
-            failure = e
+            except BaseException as e:  # every committer of the batch learns the same failure
+                failure = e
         with self._mutex:
             if self._queue:
                 successor = self._queue[0]

@@ -39,6 +39,7 @@ class EmbeddedLog:
         # record right after it is appended, need not read it back from RocksDB.
         self._tail: OrderedDict[int, bytes] = OrderedDict()
         self._tail_bytes = 0
+        self.appends = 0  # append calls (fsyncs) since open: commits / appends = group size
 
     def _recover_end(self) -> int:
         it = self._cf.iter()
@@ -68,6 +69,7 @@ class EmbeddedLog:
                 while self._tail_bytes > _TAIL_BYTES and len(self._tail) > 1:
                     self._tail_bytes -= len(self._tail.popitem(last=False)[1])
                 self._end = start + len(records)
+                self.appends += 1
                 self._appended.notify_all()
         return list(range(start, start + len(records)))
 

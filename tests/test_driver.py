@@ -7,7 +7,6 @@ import decimal
 import subprocess
 import sys
 import threading
-from pathlib import Path
 
 import pytest
 
@@ -15,8 +14,8 @@ import offsetdb
 
 
 @pytest.fixture
-def path(tmp_path: Path) -> str:
-    return str(tmp_path / "db")
+def path(db_target: str) -> str:
+    return db_target
 
 
 @pytest.fixture

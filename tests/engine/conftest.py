@@ -55,23 +55,12 @@ def engine() -> EngineRunner:
     return EngineRunner()
 
 
-def _driver_available() -> bool:
-    try:
-        import offsetdb
-
-        return hasattr(offsetdb, "connect")
-    except Exception:
-        return False
-
-
 @pytest.fixture(params=["memory", "driver"])
-def backend(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Any]:
+def backend(request: pytest.FixtureRequest, db_target: str) -> Iterator[Any]:
     if request.param == "memory":
         yield EngineRunner()
         return
-    if not _driver_available():
-        pytest.skip("offsetdb.connect is not available")
-    runner = DriverRunner(str(tmp_path / "db"))
+    runner = DriverRunner(db_target)
     try:
         yield runner
     finally:
