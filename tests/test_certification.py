@@ -190,3 +190,33 @@ def test_rows_of_a_dropped_table_are_collected_once_below_the_horizon(db: Databa
     it = db.store.data.iter()
     it.seek(prefix)
     assert not (it.valid() and it.key().startswith(prefix)), "dropped rows survived collection"
+
+
+def test_a_restarted_node_certifies_like_one_that_never_stopped(tmp_path: Path) -> None:
+    """The predicate window is rebuilt from the log, so a commit record written before a
+    restart and appended after it gets the decision it would have got without one."""
+    from offsetdb.schemas.codec import encode_log_record
+
+    path = str(tmp_path / "db")
+    database = Database.acquire(path)
+    setup = begin(database)
+    setup.create_table(accounts_table())
+    assert commit(database, setup).committed
+    scanner = begin(database)
+    list(scanner.scan(scanner.table("accounts"), ScanFilter((Conjunct(0, ">=", (10,)),))))
+    scanner.insert(scanner.table("accounts"), (1, 0, None))
+    record = encode_log_record(scanner.build_record(), "Transaction")
+    phantom = begin(database)
+    phantom.insert(phantom.table("accounts"), (11, 0, None))
+    assert commit(database, phantom).committed
+    del scanner, phantom, setup
+    database.release()
+
+    database = Database.acquire(path)
+    try:
+        offset = database.writer.append(record)
+        database.materializer.wait_applied(offset, None)
+        outcome = database.materializer.outcome(offset)
+        assert outcome.sqlstate == "40001" and "predicate" in (outcome.message or "")
+    finally:
+        database.release()
