@@ -76,7 +76,9 @@ class Session:
         statement = statements[0]
         if statement.kind not in (StatementKind.DML, StatementKind.QUERY):
             raise errors.ProgrammingError("executemany takes an INSERT, UPDATE or DELETE", "42601")
-        return self._run(lambda txn: statement.execute_many(txn, seq_of_params), retry=False).rowcount
+        # Kept as a list, so that an autocommit retry can run the same parameters again.
+        params = seq_of_params if isinstance(seq_of_params, list) else list(seq_of_params)
+        return self._run(lambda txn: Result([], [], statement.execute_many(txn, params), "")).rowcount
 
     def _execute_one(self, statement: Statement, params: Params) -> Result:
         kind = statement.kind
@@ -90,9 +92,9 @@ class Session:
             return Result([], [], -1, "ROLLBACK")
         if kind is StatementKind.SET_ISOLATION:
             return self._set_isolation(statement)
-        return self._run(lambda txn: statement.execute(txn, params), retry=True)
+        return self._run(lambda txn: statement.execute(txn, params))
 
-    def _run(self, work: Any, retry: bool) -> Result:
+    def _run(self, work: Callable[[Transaction], Result]) -> Result:
         if self._failed:
             raise errors.InFailedTransaction(
                 "current transaction is aborted, commands ignored until end of transaction block"
@@ -103,13 +105,13 @@ class Session:
             self.last_snapshot = txn.snapshot_offset
             try:
                 result = work(txn)
-            except errors.Error:
+            except BaseException:
+                # The statement may have buffered part of its writes: the transaction can
+                # only be rolled back now, as in PostgreSQL.
                 self._failed = True
                 raise
-            if isinstance(result, int):
-                return Result([], [], result, "")
             return result
-        attempts = self._db.config.autocommit_retries if retry else 0
+        attempts = self._db.config.autocommit_retries
         for attempt in range(attempts + 1):
             try:
                 if attempt < _EXCLUSIVE_AFTER:
@@ -126,12 +128,12 @@ class Session:
                     raise
                 self._before_retry(attempt)
                 continue
-            if isinstance(result, int):
-                return Result([], [], result, "")
             return result
         raise AssertionError("unreachable")
 
-    def _attempt(self, work: Any, append: Callable[[bytes], int] | None) -> Any:
+    def _attempt(
+        self, work: Callable[[Transaction], Result], append: Callable[[bytes], int] | None
+    ) -> Result:
         """One autocommit attempt: a fresh transaction, the statement, its commit."""
         txn = self._new_txn(self.default_isolation)
         self.last_snapshot = txn.snapshot_offset
