@@ -239,11 +239,14 @@ class Materializer:
             if expected is not None:
                 body_type, body = "Transaction", expected
             else:
-                body_type, body = decode_log_record(entry.value)
+                body_type, body = _decode_or_reject(entry.value)
             batch = WriteBatch(raw_mode=True)
             outcome, publish = None, None
             if body_type == "Transaction":
                 outcome, publish = self._apply_transaction(offset, body, batch)
+            elif body_type == "Rejected":
+                outcome = Outcome(offset, "", False, errors.DataCorrupted.sqlstate, body["reason"])
+                batch.put(_outcome_key(offset), mvcc.dumps(("", False, outcome.sqlstate, outcome.message)), self._txns_cf)
             batch.put(NEXT_OFFSET_KEY, u64(offset + 1), self._meta_cf)
             self._store.db.write(batch)
             # Only now may readers see the new catalog and certification see the writes:
@@ -362,12 +365,19 @@ class Materializer:
                     "by a concurrent transaction"
                 )
             rows = group.get("decoded_images")
-            images = iter(rows if rows is not None else decode_images(table, group["images"]))
             befores: list[tuple[Any, ...] | None] = []
             afters: list[tuple[Any, ...] | None] = []
-            for op in group["ops"]:
-                befores.append(next(images) if op != "INSERT" else None)
-                afters.append(next(images) if op != "DELETE" else None)
+            try:
+                images = iter(rows if rows is not None else decode_images(table, group["images"]))
+                for op in group["ops"]:
+                    befores.append(next(images) if op != "INSERT" else None)
+                    afters.append(next(images) if op != "DELETE" else None)
+                if next(images, None) is not None or len(group["keys"]) != len(group["ops"]):
+                    raise ValueError("more images or fewer keys than operations")
+            except Exception as e:  # malformed images: the same bytes on every node
+                raise errors.DataCorrupted(
+                    f'the row images for "{name}" do not match its operations: {e!r}'
+                ) from e
             # Rows of a table without a primary key get their hidden row id here, so that
             # everything below sees real keys.
             keys = [
@@ -573,12 +583,24 @@ class Materializer:
                     f"the log ends at {offset} but state was applied up to {end - 1}"
                 )
             for entry in entries:
-                body_type, body = decode_log_record(entry.value)
+                body_type, body = _decode_or_reject(entry.value)
                 if body_type == "Transaction" and self.outcome(entry.offset).committed:
                     self.window.add(entry.offset, _written_keys(entry.offset, body))
                 else:
                     self.window.add(entry.offset, {})
             offset = entries[-1].offset + 1
+
+
+def _decode_or_reject(data: bytes) -> tuple[str, dict[str, Any]]:
+    """Decode a record, or turn bytes that do not decode into a ``Rejected`` body.
+
+    An unknown format version still raises: a newer offsetdb wrote it, and skipping
+    records this node cannot read would make it diverge from the nodes that can.
+    """
+    try:
+        return decode_log_record(data)
+    except errors.DataCorrupted as e:
+        return "Rejected", {"reason": f"record rejected: {e.message}"}
 
 
 def _inv(offset: int) -> bytes:

@@ -70,6 +70,17 @@ class InternalError(DatabaseError):
     sqlstate = "XX000"
 
 
+class DataCorrupted(InternalError):
+    """A log record that cannot be decoded.
+
+    Every node reads the same bytes, so it is rejected the same way everywhere
+    (deterministic) and the log moves on past it.
+    """
+
+    sqlstate = "XX001"
+    deterministic = True
+
+
 class ProgrammingError(DatabaseError):
     """A bad statement: syntax error, unknown table or column, wrong types."""
 

@@ -120,6 +120,19 @@ class Connection:
         """
         return self._check_open().digest()
 
+    def transaction_outcome(self, txn_id: str) -> tuple[int, bool, str | None] | None:
+        """``(offset, committed, sqlstate)`` of transaction ``txn_id``, once applied.
+
+        None when no record with that id has been applied (yet). Resolves a commit that
+        raised CommitOutcomeUnknown (08007), whose message names the id.
+        """
+        materializer = self._check_open().materializer
+        offset = materializer.offset_of_txn(txn_id)
+        if offset is None:
+            return None
+        outcome = materializer.outcome(offset)
+        return offset, outcome.committed, outcome.sqlstate
+
     def list_tables(self) -> list[str]:
         """Names of the tables at the latest snapshot, sorted."""
         database = self._check_open()

@@ -235,7 +235,16 @@ class Session:
         except BaseException:
             materializer.forget(record)
             raise
-        materializer.wait_applied(offset, None)
+        try:
+            materializer.wait_applied(offset, None)
+        except errors.InternalError as e:
+            # The record is in the log, so certification will decide it when the log is
+            # applied again (at the next open); saying "failed" now could be a lie.
+            raise errors.CommitOutcomeUnknown(
+                f"transaction {body['txn_id']} was appended to the log at offset {offset} but "
+                f"could not be applied here ({e.message}); its outcome is decided when the "
+                "database is opened again and can be looked up by that transaction id"
+            ) from e
         materializer.outcome(offset).raise_if_aborted()
         self.last_commit_offset = offset
 

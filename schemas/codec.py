@@ -57,7 +57,7 @@ def _read_long(data: bytes, position: int) -> tuple[int, int]:
     shift = result = 0
     while True:
         if position >= len(data):
-            raise errors.InternalError("log record is truncated")
+            raise errors.DataCorrupted("log record is truncated")
         byte = data[position]
         position += 1
         result |= (byte & 0x7F) << shift
@@ -108,12 +108,16 @@ def decode_log_record(data: bytes) -> tuple[str, dict[str, Any]]:
         )
     branch, position = _read_long(data, position)
     if not 0 <= branch < len(_BODY_TYPES):
-        raise errors.InternalError(f"log record has an unknown body type (union branch {branch})")
+        raise errors.DataCorrupted(f"log record has an unknown body type (union branch {branch})")
     body_type = _BODY_TYPES[branch]
     stream = io.BytesIO(data)
     stream.seek(position)
-    body = fastavro.schemaless_reader(stream, _BODY_SCHEMAS[body_type], None)
-    assert isinstance(body, dict)
+    try:
+        body = fastavro.schemaless_reader(stream, _BODY_SCHEMAS[body_type], None)
+    except Exception as e:  # fastavro raises whatever the bytes provoke
+        raise errors.DataCorrupted(f"log record does not decode as a {body_type}: {e!r}") from e
+    if not isinstance(body, dict) or stream.tell() != len(data):
+        raise errors.DataCorrupted(f"log record has {len(data) - stream.tell()} bytes past its end")
     return body_type, body
 
 

@@ -220,3 +220,25 @@ def test_a_restarted_node_certifies_like_one_that_never_stopped(tmp_path: Path) 
         assert outcome.sqlstate == "40001" and "predicate" in (outcome.message or "")
     finally:
         database.release()
+
+
+def test_a_record_that_does_not_decode_is_rejected_and_the_log_moves_on(tmp_path: Path) -> None:
+    import offsetdb
+    from offsetdb.query.database import replay
+
+    path = str(tmp_path / "db")
+    conn = offsetdb.connect(path, autocommit=True)
+    conn.cursor().execute("CREATE TABLE t (id INTEGER PRIMARY KEY)")
+    database = Database.acquire(path)
+    offset = database.writer.append(b"\x02\x00garbage from some other producer")
+    outcome = database.materializer.outcome(offset)
+    assert (outcome.committed, outcome.sqlstate) == (False, "XX001")
+    conn.cursor().execute("INSERT INTO t VALUES (1)")
+    assert conn.cursor().execute("SELECT count(*) FROM t").fetchone() == (1,)
+    txn_id = database.materializer.outcome(conn.last_commit_offset).txn_id
+    assert conn.transaction_outcome(txn_id) == (conn.last_commit_offset, True, None)
+    assert conn.transaction_outcome("no-such-transaction") is None
+    digest = conn.state_digest()
+    database.release()
+    conn.close()
+    assert replay(path, str(tmp_path / "replayed")) == digest
