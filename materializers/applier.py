@@ -88,11 +88,27 @@ class _TableOps:
     keys: list[bytes]
     befores: list[tuple[Any, ...] | None]
     afters: list[tuple[Any, ...] | None]
+    created_here: bool  # the table was created by this same transaction
 
 
-def table_id_for(offset: int) -> int:
-    """The id of a table created by the record at ``offset`` (0 is the catalog's own)."""
-    return offset + 1
+_MAX_CREATES = 2**16 - 1
+
+
+def created_table_ids(offset: int, ddl: list[dict[str, Any]]) -> dict[str, int]:
+    """Ids of the tables created by the record at ``offset``, by name.
+
+    The ``n``-th CREATE TABLE of the record gets ``offset * 2**16 + n + 1``: unique, the
+    same on every node, and never 0, the catalog's own id.
+    """
+    ids: dict[str, int] = {}
+    creates = [d["table"] for d in ddl if d["op"] == "CREATE_TABLE"]
+    if len(creates) > _MAX_CREATES:
+        raise errors.ProgrammingError(
+            f"a transaction may create at most {_MAX_CREATES} tables", "54000"
+        )
+    for position, name in enumerate(creates):
+        ids[name] = (offset << 16) + position + 1
+    return ids
 
 
 def _outcome_key(offset: int) -> bytes:
@@ -324,12 +340,13 @@ class Materializer:
         created: dict[str, TableDef] = {}
         dropped: list[str] = []
         tables = {t.name: t for t in catalog.tables()}
+        ids = created_table_ids(offset, txn["ddl"])
         for ddl in txn["ddl"]:
             name = ddl["table"]
             if ddl["op"] == "CREATE_TABLE":
                 if name in tables:
                     raise errors.DuplicateTable(f'relation "{name}" already exists')
-                definition = TableDef.from_dict(ddl["definition"]).with_id(table_id_for(offset))
+                definition = TableDef.from_dict(ddl["definition"]).with_id(ids[name])
                 tables[name] = definition
                 created[name] = definition
             else:
@@ -383,7 +400,9 @@ class Materializer:
             keys = [
                 key or hidden_row_key(offset, position) for position, key in enumerate(group["keys"])
             ]
-            groups.append(_TableOps(table, list(group["ops"]), keys, befores, afters))
+            groups.append(
+                _TableOps(table, list(group["ops"]), keys, befores, afters, group["table_id"] == 0)
+            )
         return groups
 
     def _certify_reads(self, snapshot: int, txn: dict[str, Any]) -> None:
@@ -427,7 +446,7 @@ class Materializer:
         rows = self._rows
         for group in groups:
             table = group.table
-            if table.table_id == table_id_for(offset):
+            if group.created_here:
                 continue  # created by this very transaction: nothing concurrent to meet
             prefix = table_prefix(table.table_id)
             for op, key in zip(group.ops, group.keys, strict=True):
@@ -536,11 +555,12 @@ class Materializer:
     def _write_catalog(
         self, offset: int, txn: dict[str, Any], catalog: CatalogVersion, batch: WriteBatch
     ) -> None:
+        ids = created_table_ids(offset, txn["ddl"])
         for ddl in txn["ddl"]:
             name = ddl["table"]
             entry = version_key(CATALOG_TABLE_ID, _catalog_entry(name), offset)
             table = catalog.get(name)
-            if table is not None and table.table_id == table_id_for(offset):
+            if table is not None and table.table_id == ids.get(name):
                 batch.put(entry, mvcc.LIVE + mvcc.dumps(table.to_dict()), self._data_cf)
             else:
                 batch.put(entry, mvcc.TOMBSTONE, self._data_cf)
@@ -613,8 +633,9 @@ def _decode_name(key: bytes) -> str:
 
 def _written_keys(offset: int, txn: dict[str, Any]) -> dict[int, list[bytes]]:
     written: dict[int, list[bytes]] = {}
+    ids = created_table_ids(offset, txn["ddl"])
     for group in txn["tables"]:
-        table_id = group["table_id"] or table_id_for(offset)
+        table_id = group["table_id"] or ids[group["table"]]
         keys = written.setdefault(table_id, [])
         for position, key in enumerate(group["keys"]):
             keys.append(key or hidden_row_key(offset, position))

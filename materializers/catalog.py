@@ -1,7 +1,8 @@
 """The catalog: table definitions, materialized from DDL records in the log.
 
 A table is created by a transaction record whose ``ddl`` list holds a CREATE TABLE; its
-``table_id`` is the log offset of that record plus one (0 is the catalog itself), so ids are unique and every node derives
+``table_id`` is derived from that record's offset (see ``created_table_ids`` in the
+applier; 0 is the catalog itself), so ids are unique and every node derives
 the same one without coordination. The catalog is versioned like rows: a session reads it
 at its snapshot offset (:meth:`Catalog.at`), and DROP then CREATE of the same name yields a
 new table id, so writes addressed to the old table are refused at certification.

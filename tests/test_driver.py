@@ -204,3 +204,23 @@ def test_autocommit_increments_from_many_threads_lose_nothing(path: str) -> None
         w.join()
     assert setup.cursor().execute("SELECT n FROM counter").fetchone() == (threads * per_thread,)
     setup.close()
+
+
+def test_tables_created_in_one_transaction_keep_their_rows_apart(path: str) -> None:
+    conn = offsetdb.connect(path)
+    cur = conn.cursor()
+    cur.execute("CREATE TABLE a (id INTEGER PRIMARY KEY, x TEXT)")
+    cur.execute("CREATE TABLE b (id INTEGER PRIMARY KEY, y INTEGER, z INTEGER)")
+    cur.execute("INSERT INTO a VALUES (1, 'in a')")
+    cur.execute("INSERT INTO b VALUES (1, 10, 20)")
+    conn.commit()
+    cur.execute("UPDATE a SET x = 'still a' WHERE id = 1")
+    conn.commit()
+    assert cur.execute("SELECT * FROM a").fetchall() == [(1, "still a")]
+    assert cur.execute("SELECT * FROM b").fetchall() == [(1, 10, 20)]
+    digest = conn.state_digest()
+    conn.close()
+    conn = offsetdb.connect(path)
+    assert conn.state_digest() == digest
+    assert conn.cursor().execute("SELECT count(*) FROM b").fetchone() == (1,)
+    conn.close()
