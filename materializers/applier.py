@@ -135,7 +135,6 @@ class Materializer:
     ) -> None:
         self._store = store
         self._log = log
-        self._config = config
         self._data_cf = store.handle("data")
         self._index_cf = store.handle("index")
         self._txns_cf = store.handle("txns")

@@ -71,7 +71,6 @@ class GarbageCollector:
         self._running = threading.Lock()
         self._data_cf = store.handle("data")
         self._index_cf = store.handle("index")
-        self.collected = 0
 
     def note_writes(self, table_id: int, superseded: int) -> None:
         """The materializer applied ``superseded`` updates or deletes to ``table_id``."""
@@ -130,5 +129,4 @@ class GarbageCollector:
                     batch.delete_range(start, end, self._index_cf)
                     self._store.db.write(batch)
                     del self._dropped[table_id]
-            self.collected += deleted
             return deleted

@@ -50,13 +50,6 @@ def encode_row(row: tuple[Any, ...]) -> bytes:
     return LIVE + marshal.dumps(row, MARSHAL_VERSION)
 
 
-def decode_row(value: bytes) -> tuple[Any, ...] | None:
-    """The primitive row of a stored value, or None for a tombstone."""
-    if value[:1] == TOMBSTONE:
-        return None
-    return marshal.loads(value[1:])
-
-
 class PointReader:
     """Point lookups of versions through one RocksDB iterator, reused for every lookup.
 

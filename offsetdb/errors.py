@@ -235,12 +235,6 @@ class ActiveTransaction(ProgrammingError):
     sqlstate = "25001"
 
 
-class NoActiveTransaction(ProgrammingError):
-    """COMMIT or ROLLBACK outside a transaction (a warning in PostgreSQL)."""
-
-    sqlstate = "25P01"
-
-
 class ObjectInUse(OperationalError):
     """The data directory is held by another process."""
 
@@ -251,12 +245,6 @@ class CommitOutcomeUnknown(OperationalError):
     """The commit record may or may not have been appended; resolve it by transaction id."""
 
     sqlstate = "08007"
-
-
-class QueryCanceled(OperationalError):
-    """A wait (for an offset, for the log) passed its timeout."""
-
-    sqlstate = "57014"
 
 
 def not_supported(construct: str) -> NotSupportedError:

@@ -65,11 +65,6 @@ def inverted(offset: int) -> bytes:
     return U64.pack(MAX_U64 - offset)
 
 
-def offset_of_inverted(data: bytes) -> int:
-    """Inverse of :func:`inverted`."""
-    return MAX_U64 - U64.unpack(data)[0]
-
-
 def _escaped(raw: bytes) -> bytes:
     # 0x00 inside the value becomes 0x00 0xFF; the terminator 0x00 0x01 sorts below it,
     # so a string sorts before any longer string it prefixes.

@@ -373,18 +373,6 @@ def row_converters(
     return to_primitive, from_primitive
 
 
-def to_primitive(value: Any, sql_type: SqlType) -> Any:
-    """One logical value in its primitive (stored) form."""
-    fn = _TO_PRIMITIVE.get(sql_type.kind)
-    return value if fn is None or value is None else fn(value)
-
-
-def from_primitive(value: Any, sql_type: SqlType) -> Any:
-    """One primitive (stored) value back in its logical form."""
-    fn = _FROM_PRIMITIVE.get(sql_type.kind)
-    return value if fn is None or value is None else fn(value)
-
-
 def row_coercer(
     types: tuple[SqlType, ...], names: tuple[str, ...], not_null: tuple[bool, ...], table: str
 ) -> Callable[[tuple[Any, ...]], tuple[Any, ...]]:

@@ -66,12 +66,6 @@ def _read_long(data: bytes, position: int) -> tuple[int, int]:
         shift += 7
 
 
-def log_record_schema() -> dict[str, Any]:
-    """The parsed LogRecord schema."""
-    schema: dict[str, Any] = _LOG_RECORD
-    return schema
-
-
 # The two fields of LogRecord are encoded here by hand: ``format_version`` (an Avro long)
 # and the union index of ``body``, followed by the body in its own record schema. That is
 # byte for byte the Avro encoding of LogRecord (records have no framing; a union is its

@@ -32,18 +32,6 @@ from .scope import Scope, resolve_error
 if TYPE_CHECKING:
     from .select import Planner, QueryPlan
 
-AGGREGATES = (
-    exp.Count,
-    exp.Sum,
-    exp.Avg,
-    exp.Min,
-    exp.Max,
-    exp.GroupConcat,
-    exp.LogicalAnd,
-    exp.LogicalOr,
-    exp.ArrayAgg,
-)
-
 
 def is_aggregate(node: exp.Expression) -> bool:
     """True for an aggregate call (including one wrapped in FILTER)."""

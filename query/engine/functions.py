@@ -537,11 +537,6 @@ def _log_handler(c: Compiler, node: exp.Expression) -> CExpr:
     return call("log", _log, args, _float_or_numeric(args))
 
 
-def _pow_handler(c: Compiler, node: exp.Expression) -> CExpr:
-    args = _args(c, node, "this", "expression")
-    return call("power", V.power, args, _float_or_numeric(args))
-
-
 def _to_char_handler(c: Compiler, node: exp.Expression) -> CExpr:
     args = _args(c, node, "this", "format")
     return call("to_char", _to_char, args, V.TEXT)
@@ -555,10 +550,6 @@ def _initcap_handler(c: Compiler, node: exp.Expression) -> CExpr:
 def _intdiv_handler(c: Compiler, node: exp.Expression) -> CExpr:
     args = _args(c, node, "this", "expression")
     return call("div", _div, args, V.NUMERIC)
-
-
-def _div_cast_handler(c: Compiler, node: exp.Expression) -> CExpr:
-    return _intdiv_handler(c, node)
 
 
 _NODE_HANDLERS: dict[type, Callable[[Compiler, exp.Expression], CExpr]] = {

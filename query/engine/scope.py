@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from offsetdb import errors
 from offsetdb.types import SqlType
@@ -118,7 +117,3 @@ def resolve_error(name: str, qualifier: str | None, scope: Scope | None) -> erro
         return errors.UndefinedColumn(f"column {qualifier}.{name} does not exist")
     return errors.UndefinedColumn(f'column "{name}" does not exist')
 
-
-def null_row(width: int) -> tuple[Any, ...]:
-    """The all-NULL row a LEFT JOIN pads unmatched rows with."""
-    return (None,) * width

@@ -26,7 +26,6 @@ from offsetdb.types import INT32_MAX, INT32_MIN, INT64_MAX, INT64_MIN, Kind, Sql
 from .datetimes import Interval, add_interval, interval_type_name, negate_interval
 
 Decimal = decimal.Decimal
-NUMERIC_TYPES = (int, float, Decimal)
 _NUM_SET = frozenset((int, float, Decimal))
 
 INTEGER = SqlType(Kind.INTEGER)
