@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -37,6 +38,23 @@ def statement(rng: random.Random) -> str:
     return f"DELETE FROM u WHERE id = {i}"
 
 
+def fails_alike(lite: sqlite3.Connection, cur: Any, sql: str) -> bool:
+    """Run ``sql`` on both engines; True when both refused it as a unique violation."""
+    try:
+        lite.execute(sql)
+        lite_failed = False
+    except sqlite3.IntegrityError:
+        lite_failed = True
+    try:
+        cur.execute(sql)
+        ours_failed = False
+    except offsetdb.IntegrityError as e:
+        assert e.sqlstate == "23505", e
+        ours_failed = True
+    assert ours_failed == lite_failed, sql
+    return ours_failed
+
+
 @pytest.mark.parametrize("seed", range(30))
 def test_constraint_outcomes_match_sqlite(seed: int, tmp_path: Path) -> None:
     rng = random.Random(seed)
@@ -47,18 +65,7 @@ def test_constraint_outcomes_match_sqlite(seed: int, tmp_path: Path) -> None:
     cur.execute(SCHEMA)
     for _ in range(40):
         sql = statement(rng)
-        try:
-            lite.execute(sql)
-            lite_failed = False
-        except sqlite3.IntegrityError:
-            lite_failed = True
-        try:
-            cur.execute(sql)
-            ours_failed = False
-        except offsetdb.IntegrityError as e:
-            assert e.sqlstate == "23505", e
-            ours_failed = True
-        assert ours_failed == lite_failed, sql
+        fails_alike(lite, cur, sql)
         expected = lite.execute("SELECT id, e, v FROM u ORDER BY id").fetchall()
         assert cur.execute("SELECT id, e, v FROM u ORDER BY id").fetchall() == expected, sql
     conn.close()
@@ -80,19 +87,7 @@ def test_constraint_outcomes_inside_transactions_match_sqlite(seed: int, tmp_pat
         lite.execute("BEGIN")
         failed = False
         for _ in range(rng.randint(1, 5)):
-            sql = statement(rng)
-            try:
-                lite.execute(sql)
-                lite_failed = False
-            except sqlite3.IntegrityError:
-                lite_failed = True
-            try:
-                cur.execute(sql)
-                ours_failed = False
-            except offsetdb.IntegrityError:
-                ours_failed = True
-            assert ours_failed == lite_failed, sql
-            if ours_failed:
+            if fails_alike(lite, cur, statement(rng)):
                 failed = True
                 break
         if failed or rng.random() < 0.2:
