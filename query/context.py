@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 if TYPE_CHECKING:
@@ -56,6 +57,11 @@ class TxnContext(Protocol):
     @property
     def snapshot_offset(self) -> int:
         """The log offset whose state this transaction reads (-1: the empty database)."""
+        ...
+
+    @property
+    def started_at(self) -> datetime:
+        """When the transaction began (UTC, naive): ``now()`` for all of its statements."""
         ...
 
     def table(self, name: str) -> TableDef:

@@ -10,6 +10,7 @@ the transaction.
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import marshal
 import os
@@ -88,6 +89,7 @@ class Transaction:
         self._read_keys: set[tuple[int, bytes]] = set()
         self._predicates: dict[tuple[int, tuple[Any, ...]], None] = {}
         self._provisional = 0
+        self._started_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
         self._row_reader: mvcc.PointReader | None = None
         self._unique_reader: mvcc.PointReader | None = None
 
@@ -104,6 +106,11 @@ class Transaction:
         return self._unique_reader
 
     # --- TxnContext: reads ----------------------------------------------------------------
+
+    @property
+    def started_at(self) -> dt.datetime:
+        """When this transaction began (UTC, naive): what ``now()`` returns in it."""
+        return self._started_at
 
     @property
     def snapshot_offset(self) -> int:

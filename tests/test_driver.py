@@ -224,3 +224,18 @@ def test_tables_created_in_one_transaction_keep_their_rows_apart(path: str) -> N
     assert conn.state_digest() == digest
     assert conn.cursor().execute("SELECT count(*) FROM b").fetchone() == (1,)
     conn.close()
+
+
+def test_now_is_the_transaction_start_time_in_every_statement(path: str) -> None:
+    conn = offsetdb.connect(path)
+    cur = conn.cursor()
+    (first,) = cur.execute("SELECT now()").fetchone()
+    import time
+
+    time.sleep(0.01)
+    (second,) = cur.execute("SELECT now()").fetchone()
+    assert first == second
+    conn.commit()
+    (third,) = cur.execute("SELECT now()").fetchone()
+    assert third > first
+    conn.close()

@@ -37,9 +37,9 @@ class Env:
         self._now: dt.datetime | None = None
 
     def now(self) -> dt.datetime:
-        """The statement's timestamp (UTC, naive): one value for the whole statement."""
+        """The transaction's start time (UTC, naive), as PostgreSQL's ``now()``."""
         if self._now is None:
-            self._now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+            self._now = self.ctx.started_at
         return self._now
 
     def child(self, row: Row) -> Env:

@@ -7,6 +7,7 @@ checked, as the real context does. No MVCC, no certification: one transaction at
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import pickle
 from collections.abc import Iterator, Sequence
@@ -40,10 +41,16 @@ class MemoryContext:
 
     def __init__(self, db: MemoryDatabase | None = None) -> None:
         self.db = db or MemoryDatabase()
+        self._started = dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
     @property
     def snapshot_offset(self) -> int:
         return -1
+
+    @property
+    def started_at(self) -> dt.datetime:
+        return self._started
+
 
     def table(self, name: str) -> TableDef:
         table = self.db.tables.get(name)
