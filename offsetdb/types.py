@@ -342,8 +342,8 @@ def row_converters(
 ) -> tuple[Callable[[tuple[Any, ...]], tuple[Any, ...]], Callable[[tuple[Any, ...]], tuple[Any, ...]]]:
     """Functions turning a logical row into its primitive form and back, for these types.
 
-    Built once per table version; when no column needs conversion they are the identity,
-    so reads of all-int/float/text tables cost nothing here.
+    Built once per table version; when no column needs conversion both are the same
+    identity function (callers test ``to is from`` to skip the call altogether).
     """
     to_fns = [(_TO_PRIMITIVE.get(t.kind), i) for i, t in enumerate(types)]
     from_fns = [(_FROM_PRIMITIVE.get(t.kind), i) for i, t in enumerate(types)]

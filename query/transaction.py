@@ -140,13 +140,13 @@ class Transaction:
         stored: Iterator[tuple[bytes, Row]] = iter(())
         if table.table_id:
             self._record_predicate(table, conjuncts)
-            _, from_primitive = table.converters()
-            stored = (
-                (key, from_primitive(marshal.loads(value)))
-                for key, value in mvcc.scan_live(
-                    self._data, table_prefix(table.table_id), self._snapshot, lo, hi
-                )
-            )
+            to_primitive, from_primitive = table.converters()
+            entries = mvcc.scan_live(self._data, _row_prefix(table), self._snapshot, lo, hi)
+            loads = marshal.loads
+            if to_primitive is from_primitive:  # no column needs converting: skip the call
+                stored = ((key, loads(value)) for key, value in entries)
+            else:
+                stored = ((key, from_primitive(loads(value))) for key, value in entries)
         writes = self._writes.get(table.name)
         if writes is None or not writes.rows:
             yield from stored
