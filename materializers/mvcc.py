@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import marshal
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 from rocksdict import Rdict, ReadOptions
 
@@ -116,7 +116,11 @@ def scan_live(
     current: bytes | None = None
     # items() hands over (key, value) in one call per entry, where an iterator needs
     # four (valid, key, value, next): the difference is most of a scan's cost.
-    for full, value in cf.items(from_key=table_prefix + lo, read_opt=options):
+    # Raw mode: keys and values are bytes, whatever rocksdict's stubs allow for.
+    entries = cast(
+        "Iterator[tuple[bytes, bytes]]", cf.items(from_key=table_prefix + lo, read_opt=options)
+    )
+    for full, value in entries:
         key = full[start:-8]
         if key != current and full[-8:] >= visible_from:
             # The first version at or below the snapshot is the one this reader sees;
