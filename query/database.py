@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import threading
 
+from offsetdb import errors
 from offsetdb.config import Config
 from offsetdb.embedded_log import EmbeddedLog
 from offsetdb.ingest.writer import TransactionWriter
@@ -61,6 +62,11 @@ class Database:
             if database is None:
                 database = cls(key, config or Config())
                 _registry[key] = database
+            elif config is not None and config != database.config:
+                raise errors.InterfaceError(
+                    f"{path} is already open in this process with other settings "
+                    f"({database.config}); open it with the same settings, or none"
+                )
             database._references += 1
             return database
 

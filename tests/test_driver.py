@@ -239,3 +239,13 @@ def test_now_is_the_transaction_start_time_in_every_statement(path: str) -> None
     (third,) = cur.execute("SELECT now()").fetchone()
     assert third > first
     conn.close()
+
+
+def test_second_connection_with_other_settings_is_refused_not_ignored(path: str) -> None:
+    first = offsetdb.connect(path, synchronous="normal")
+    same = offsetdb.connect(path)  # no settings: joins whatever is open
+    with pytest.raises(offsetdb.InterfaceError) as caught:
+        offsetdb.connect(path, synchronous="full")
+    assert "other settings" in str(caught.value)
+    same.close()
+    first.close()
