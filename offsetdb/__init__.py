@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from offsetdb.query.driver import ColumnInfo, Connection
 
 apilevel = "2.0"
-threadsafety = 2  # threads may share the module and the database, not a connection
+threadsafety = 1  # PEP 249: threads may share the module (and so the database), not a connection
 paramstyle = "qmark"  # ``$1`` and ``:name`` are accepted too
 
 __all__ = [
