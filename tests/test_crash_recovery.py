@@ -20,8 +20,12 @@ WORKER = Path(__file__).with_name("crash_worker.py")
 ACCOUNTS, INITIAL_BALANCE = 20, 1000
 
 
-def run_and_kill(path: Path, seed: int, after: float) -> set[int]:
-    """Start the worker, SIGKILL it ``after`` seconds into its load; return acked ids."""
+def run_and_kill(path: Path, seed: int, after: float, during_startup: bool = False) -> set[int]:
+    """Start the worker, SIGKILL it ``after`` seconds into its load; return acked ids.
+
+    With ``during_startup`` the clock starts at spawn instead, so the kill can land while
+    the worker opens the database: recovery, catch-up and set-up are killed too.
+    """
     proc = subprocess.Popen(
         [sys.executable, str(WORKER), str(path), str(seed)],
         stdout=subprocess.PIPE,
@@ -29,10 +33,13 @@ def run_and_kill(path: Path, seed: int, after: float) -> set[int]:
         text=True,
     )
     assert proc.stdout is not None
-    first = proc.stdout.readline()
-    if first.strip() != "ready":
-        proc.kill()
-        raise AssertionError(f"worker failed to start: {first!r} {proc.stderr.read() if proc.stderr else ''}")
+    if not during_startup:
+        first = proc.stdout.readline()
+        if first.strip() != "ready":
+            proc.kill()
+            raise AssertionError(
+                f"worker failed to start: {first!r} {proc.stderr.read() if proc.stderr else ''}"
+            )
     time.sleep(after)
     os.kill(proc.pid, signal.SIGKILL)
     out, err = proc.communicate()
@@ -64,7 +71,10 @@ def kill_restart_cycles(tmp_path: Path, cycles: int, seed: int) -> None:
     path = tmp_path / "db"
     acked: set[int] = set()
     for cycle in range(cycles):
-        acked |= run_and_kill(path, seed * 1000 + cycle, rng.uniform(0.05, 0.8))
+        if cycle % 4 == 3:
+            acked |= run_and_kill(path, seed * 1000 + cycle, rng.uniform(0.0, 1.5), during_startup=True)
+        else:
+            acked |= run_and_kill(path, seed * 1000 + cycle, rng.uniform(0.05, 0.8))
         check_state(path, acked)
     assert acked, "the worker never acknowledged a commit: the test proved nothing"
     original = digest(str(path))
