@@ -177,10 +177,16 @@ def _to_int(value: Any, t: SqlType) -> int:
 
 def _to_float(value: Any, t: SqlType) -> float:
     if isinstance(value, (int, float, decimal.Decimal)) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(value, str):
-        return float(value.strip())
-    raise TypeError(type(value))
+        result = float(value)
+    elif isinstance(value, str):
+        result = float(value.strip())
+    else:
+        raise TypeError(type(value))
+    if math.isnan(result):
+        # PostgreSQL orders NaN above every number and makes it equal to itself; Python's
+        # comparisons say neither, so a stored NaN could give wrong answers. Refused.
+        raise errors.not_supported(f"storing NaN in a {t} column")
+    return result
 
 
 def _to_decimal(value: Any, t: SqlType) -> decimal.Decimal:
@@ -407,8 +413,10 @@ def row_coercer(
                         f'null value in column "{name}" of relation "{table}" violates '
                         "not-null constraint"
                     )
-            elif type(value) is not fast or (
-                bounds is not None and not bounds[0] <= value <= bounds[1]
+            elif (
+                type(value) is not fast
+                or (bounds is not None and not bounds[0] <= value <= bounds[1])
+                or value != value  # NaN: coerce refuses it
             ):
                 value = coerce(value, sql_type, name)
             out.append(value)

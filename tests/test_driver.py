@@ -249,3 +249,15 @@ def test_second_connection_with_other_settings_is_refused_not_ignored(path: str)
     assert "other settings" in str(caught.value)
     same.close()
     first.close()
+
+
+def test_nan_is_refused_rather_than_compared_wrongly(path: str) -> None:
+    conn = offsetdb.connect(path, autocommit=True)
+    cur = conn.cursor()
+    cur.execute("CREATE TABLE f (x DOUBLE PRECISION)")
+    with pytest.raises(offsetdb.NotSupportedError) as caught:
+        cur.execute("INSERT INTO f VALUES (?)", (float("nan"),))
+    assert caught.value.sqlstate == "0A000" and "NaN" in str(caught.value)
+    cur.execute("INSERT INTO f VALUES (?)", (float("inf"),))
+    assert cur.execute("SELECT count(*) FROM f WHERE x > 0").fetchone() == (1,)
+    conn.close()
