@@ -305,53 +305,68 @@ def point_select(run: EngineRun, sizes: Sizes) -> Result:
     )
 
 
-def filtered_scan(run: EngineRun, sizes: Sizes) -> Result:
-    """Time an aggregate over a filtered full scan of the loaded table."""
+def _repeated_query(
+    run: EngineRun,
+    sizes: Sizes,
+    workload: str,
+    query: str,
+    answer: Callable[[list[Any]], Any],
+    latency_of: str,
+    setup: Callable[[Any], None] | None = None,
+) -> Result:
+    """Time ``query`` over the loaded table, ``sizes.scans`` times; rows scanned per second."""
     target = _loaded(run, sizes)
     conn = run.engine.connect(target, autocommit=True)
     latencies: list[float] = []
-    answer: Any = None
-    progress = Progress(f"filtered_scan {run.engine.name}", sizes.scans, "queries")
+    check: Any = None
+    progress = Progress(f"{workload} {run.engine.name}", sizes.scans, "queries")
     try:
         cursor = conn.cursor()
+        if setup is not None:
+            setup(cursor)
         for n in range(1, sizes.scans + 1):
             start = time.perf_counter()
-            cursor.execute(SCAN)
+            cursor.execute(query)
             rows = cursor.fetchall()
             latencies.append(time.perf_counter() - start)
-            count, average = rows[0]
-            answer = [count, None if average is None else round(float(average), 6)]
+            check = answer(rows)
             progress.update(n)
     finally:
         progress.close()
         conn.close()
     seconds = sum(latencies)
-    scanned = sizes.rows * sizes.scans
     p50, p99 = latency_summary(latencies)
     return Result(
-        workload="filtered_scan",
+        workload=workload,
         engine=run.engine.name,
         unit="rows/s",
         ops=sizes.scans,
         seconds=seconds,
-        throughput=scanned / seconds if seconds > 0 else 0.0,
+        throughput=sizes.rows * sizes.scans / seconds if seconds > 0 else 0.0,
         p50_ms=p50,
         p99_ms=p99,
-        latency_of="one query over the whole table",
-        params={"query": SCAN, "repetitions": sizes.scans, "table_rows": sizes.rows},
-        check=answer,
+        latency_of=latency_of,
+        params={"query": query, "repetitions": sizes.scans, "table_rows": sizes.rows},
+        check=check,
+    )
+
+
+def filtered_scan(run: EngineRun, sizes: Sizes) -> Result:
+    """Time an aggregate over a filtered full scan of the loaded table."""
+
+    def answer(rows: list[Any]) -> Any:
+        count, average = rows[0]
+        return [count, None if average is None else round(float(average), 6)]
+
+    return _repeated_query(
+        run, sizes, "filtered_scan", SCAN, answer, "one query over the whole table"
     )
 
 
 def join_aggregate(run: EngineRun, sizes: Sizes) -> Result:
     """Time a hash join, aggregation and sort over the loaded table."""
-    target = _loaded(run, sizes)
-    conn = run.engine.connect(target, autocommit=True)
-    latencies: list[float] = []
-    answer: Any = None
-    progress = Progress(f"join_aggregate {run.engine.name}", sizes.scans, "queries")
-    try:
-        cursor = conn.cursor()
+
+    def create_dimension(cursor: Any) -> None:
         cursor.execute(CREATE_DIMENSION)
         cursor.execute("SELECT count(*) FROM dim")
         if cursor.fetchone()[0] == 0:  # a database kept (--keep) may have it already
@@ -359,31 +374,18 @@ def join_aggregate(run: EngineRun, sizes: Sizes) -> Result:
                 "INSERT INTO dim (k, grp) VALUES (?, ?)",
                 [(k, f"group{k % 10}") for k in range(K_VALUES)],
             )
-        for n in range(1, sizes.scans + 1):
-            start = time.perf_counter()
-            cursor.execute(JOIN_AGGREGATE)
-            rows = cursor.fetchall()
-            latencies.append(time.perf_counter() - start)
-            answer = [[grp, count, round(float(total), 3)] for grp, count, total in rows]
-            progress.update(n)
-    finally:
-        progress.close()
-        conn.close()
-    seconds = sum(latencies)
-    scanned = sizes.rows * sizes.scans
-    p50, p99 = latency_summary(latencies)
-    return Result(
-        workload="join_aggregate",
-        engine=run.engine.name,
-        unit="rows/s",
-        ops=sizes.scans,
-        seconds=seconds,
-        throughput=scanned / seconds if seconds > 0 else 0.0,
-        p50_ms=p50,
-        p99_ms=p99,
-        latency_of="one join + group + sort over the whole table",
-        params={"query": JOIN_AGGREGATE, "repetitions": sizes.scans, "table_rows": sizes.rows},
-        check=answer,
+
+    def answer(rows: list[Any]) -> Any:
+        return [[grp, count, round(float(total), 3)] for grp, count, total in rows]
+
+    return _repeated_query(
+        run,
+        sizes,
+        "join_aggregate",
+        JOIN_AGGREGATE,
+        answer,
+        "one join + group + sort over the whole table",
+        setup=create_dimension,
     )
 
 
