@@ -3,7 +3,8 @@
 Contract (what every node relies on):
 
 - Records are applied strictly in offset order; applying offset ``n`` asserts
-  ``n == next_offset`` first.
+  ``n >= next_offset`` first (offsets may skip: a Kafka partition's offsets are not
+  dense, but every reader sees the same gaps).
 - Everything one record changes (row versions, unique-index entries, catalog entries,
   the transaction's outcome) and the new ``next_offset`` go into one RocksDB WriteBatch,
   so a crash at any instant leaves either all of it or none, and a restart resumes at
@@ -76,6 +77,8 @@ _ERRORS_BY_STATE: dict[str, type[errors.Error]] = {
     "23502": errors.NotNullViolation,
     "42P07": errors.DuplicateTable,
     "42P01": errors.UndefinedTable,
+    "08007": errors.CommitOutcomeUnknown,
+    "40003": errors.TransactionIdReused,
 }
 
 
@@ -224,6 +227,20 @@ class Materializer:
         """Withdraw an :meth:`expect` whose append failed."""
         self._expected.pop(record, None)
 
+    def poll(self, timeout: float, max_records: int = 1000) -> int:
+        """Apply what the log holds past the applied offset, waiting up to ``timeout`` for it.
+
+        The loop of a node that follows a shared log (:mod:`offsetdb.materializers.follower`).
+        """
+        self.check_healthy()
+        with self._apply_lock:
+            entries = self._log.read(self._next_offset, max_records, timeout)
+            for entry in entries:
+                self._apply_entry(entry)
+            if entries:
+                self.gc.maybe_collect(self.applied_offset)
+        return len(entries)
+
     def catch_up(self, until: int | None = None) -> int:
         """Apply every record in the log (or up to offset ``until``); returns how many."""
         self.check_healthy()
@@ -246,9 +263,9 @@ class Materializer:
     def _apply_entry(self, entry: LogEntry) -> None:
         offset = entry.offset
         try:
-            if offset != self._next_offset:
+            if offset < self._next_offset:
                 raise errors.InternalError(
-                    f"log offset {offset} delivered when {self._next_offset} was expected"
+                    f"log offset {offset} delivered again: {self._next_offset - 1} is applied"
                 )
             expected = self._expected.pop(entry.value, None) if self._expected else None
             if expected is not None:
@@ -262,6 +279,8 @@ class Materializer:
             elif body_type == "Rejected":
                 outcome = Outcome(offset, "", False, errors.DataCorrupted.sqlstate, body["reason"])
                 batch.put(_outcome_key(offset), mvcc.dumps(("", False, outcome.sqlstate, outcome.message)), self._txns_cf)
+            elif body_type == "Fence":
+                outcome = self._apply_fence(offset, body["txn_id"], batch)
             batch.put(NEXT_OFFSET_KEY, u64(offset + 1), self._meta_cf)
             self._store.db.write(batch)
             # Only now may readers see the new catalog and certification see the writes:
@@ -294,6 +313,21 @@ class Materializer:
         self, offset: int, txn: dict[str, Any], batch: WriteBatch
     ) -> tuple[Outcome, tuple[CatalogVersion, dict[int, list[bytes]]] | None]:
         txn_id = txn["txn_id"]
+        decided_at = self.offset_of_txn(txn_id)
+        if decided_at is not None:
+            # Fenced by a session that could not learn its outcome, or appended twice: the
+            # first decision stands, on every node.
+            outcome = Outcome(
+                offset, txn_id, False, errors.TransactionIdReused.sqlstate,
+                f"transaction {txn_id} was already settled at offset {decided_at}; "
+                "this later copy is not applied",
+            )
+            batch.put(
+                _outcome_key(offset),
+                mvcc.dumps((txn_id, False, outcome.sqlstate, outcome.message)),
+                self._txns_cf,
+            )
+            return outcome, None
         # Created now, after offset - 1 was written: they read exactly the state at C - 1.
         self._rows = mvcc.PointReader(self._store.data)
         self._uniques = mvcc.PointReader(self._store.index)
@@ -329,6 +363,23 @@ class Materializer:
         return outcome, None
 
     # --- certification ----------------------------------------------------------------
+
+    def _apply_fence(self, offset: int, txn_id: str, batch: WriteBatch) -> Outcome | None:
+        """Settle ``txn_id`` as never committed, unless a record of it was applied already."""
+        if self.offset_of_txn(txn_id) is not None:
+            return None
+        outcome = Outcome(
+            offset, txn_id, False, errors.CommitOutcomeUnknown.sqlstate,
+            f"transaction {txn_id} did not reach the log before the fence at offset {offset}: "
+            "it did not commit, and never will",
+        )
+        batch.put(
+            _outcome_key(offset),
+            mvcc.dumps((txn_id, False, outcome.sqlstate, outcome.message)),
+            self._txns_cf,
+        )
+        batch.put(_txn_key(txn_id), u64(offset), self._txns_cf)
+        return outcome
 
     def _certify_ddl(
         self, offset: int, txn: dict[str, Any]
@@ -596,13 +647,16 @@ class Materializer:
         start = max(0, end - self.window.size - 1)
         offset = start
         while offset < end:
-            entries = self._log.read(offset, min(1000, end - offset), timeout=0)
+            # A shared log may need a round trip before the first records arrive.
+            entries = self._log.read(offset, min(1000, end - offset), timeout=30)
             if not entries:
                 raise errors.InternalError(
                     f"the log ends at {offset} but state was applied up to {end - 1}"
                 )
             for entry in entries:
                 body_type, body = _decode_or_reject(entry.value)
+                if entry.offset >= end:
+                    break
                 if body_type == "Transaction" and self.outcome(entry.offset).committed:
                     self.window.add(entry.offset, _written_keys(entry.offset, body))
                 else:

@@ -61,11 +61,17 @@ __all__ = [
 ]
 
 
-def connect(target: str, *, autocommit: bool = False, **settings: Any) -> Connection:
-    """Open a PEP 249 connection to the database at ``target`` (a directory).
+def connect(
+    target: str, *, autocommit: bool = False, data_dir: str | None = None, **settings: Any
+) -> Connection:
+    """Open a PEP 249 connection to the database at ``target``.
 
     Args:
-        target: the data directory (created if needed).
+        target: the data directory of an embedded database (created if needed), or
+            ``kafka://HOST:PORT[,HOST:PORT...]/DB`` for a database whose log is a Kafka
+            topic (created on first use).
+        data_dir: with a ``kafka://`` target, the directory of this node's replica
+            (an empty one is rebuilt from the log); also accepted as ``?data_dir=``.
         autocommit: commit each statement by itself (retrying conflicts), as at the SQL
             prompt; by default a transaction lasts until ``commit()``.
         settings: :class:`offsetdb.config.Config` fields, applied when this call is the
@@ -75,7 +81,7 @@ def connect(target: str, *, autocommit: bool = False, **settings: Any) -> Connec
     # The driver lives with the SQL layer; the kernel only hands over to it.
     from offsetdb.query.driver import connect as _connect
 
-    return _connect(target, autocommit=autocommit, **settings)
+    return _connect(target, autocommit=autocommit, data_dir=data_dir, **settings)
 
 
 def __getattr__(name: str) -> Any:

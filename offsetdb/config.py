@@ -29,6 +29,17 @@ class Config:
         principal: the user name recorded in every transaction record.
         history_retention: how many offsets of superseded row versions are kept for
             reads at old snapshots before garbage collection may remove them.
+        topic_prefix: (Kafka) the log of database ``db`` is the topic
+            ``<topic_prefix>.<db>.log``.
+        replication_factor: (Kafka) replicas of the log topic when this node creates it;
+            None means min(3, brokers in the cluster).
+        min_insync_replicas: (Kafka) the topic's ``min.insync.replicas`` when this node
+            creates it; None means min(2, replication_factor).
+        kafka_timeout: (Kafka) seconds a commit or ``sync()`` waits for the broker before
+            failing with a connection error (08006, or 08007 when a commit's fate is open).
+        kafka: (Kafka) librdkafka client settings passed through verbatim (SASL, TLS,
+            timeouts); see :func:`offsetdb.kafka_log.client_settings` for the precedence
+            of this, the config file and ``OFFSETDB_KAFKA_*`` environment variables.
 
     """
 
@@ -37,9 +48,18 @@ class Config:
     autocommit_retries: int = 20
     principal: str = field(default_factory=_default_principal)
     history_retention: int = 100_000
+    topic_prefix: str = "offsetdb"
+    replication_factor: int | None = None
+    min_insync_replicas: int | None = None
+    kafka_timeout: float = 30.0
+    kafka: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.synchronous not in ("full", "normal"):
             raise ValueError(f"synchronous must be 'full' or 'normal', not {self.synchronous!r}")
         if self.certification_window < 1:
             raise ValueError("certification_window must be at least 1")
+        if self.kafka_timeout <= 0:
+            raise ValueError("kafka_timeout must be a positive number of seconds")
+        if not self.topic_prefix or "/" in self.topic_prefix:
+            raise ValueError(f"topic_prefix must be a non-empty topic name part, not {self.topic_prefix!r}")

@@ -24,6 +24,8 @@ _TAIL_BYTES = 32 * 1024 * 1024
 class EmbeddedLog:
     """A :class:`~offsetdb.log.Log` kept in a RocksDB column family beside the state."""
 
+    max_record_bytes: int | None = None  # bounded only by memory
+
     def __init__(self, db: Rdict, column_family: Rdict, sync: bool = True) -> None:
         self._db = db
         self._cf = column_family

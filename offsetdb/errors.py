@@ -250,3 +250,28 @@ class CommitOutcomeUnknown(OperationalError):
 def not_supported(construct: str) -> NotSupportedError:
     """The error for an unsupported SQL construct, naming it."""
     return NotSupportedError(f"{construct} is not supported")
+
+
+class TransactionIdReused(OperationalError):
+    """A transaction record whose id was already settled (fenced, or appended twice)."""
+
+    sqlstate = "40003"
+    deterministic = True
+
+
+class ConnectionFailure(OperationalError):
+    """The log (the Kafka cluster) did not answer in time; nothing was committed."""
+
+    sqlstate = "08006"
+
+
+class CannotConnect(OperationalError):
+    """The log could not be reached, or its topic not found or created, when opening."""
+
+    sqlstate = "08001"
+
+
+class SyncTimeout(OperationalError):
+    """``sync()`` gave up waiting for this node to apply an offset (statement timeout)."""
+
+    sqlstate = "57014"

@@ -4,21 +4,32 @@ Connections to the same directory share one :class:`Database` (RocksDB admits on
 owner per directory, and sharing the materializer is what makes commits visible to
 every connection at once). It is opened by the first ``connect`` and closed with the
 last connection.
+
+Two backends: the embedded log lives in the directory itself and committers apply it
+as they append; a Kafka log is shared by every node of the database, so the directory
+holds this node's replica and a :class:`~offsetdb.materializers.follower.LogFollower`
+thread applies the log as it grows, whoever appended to it.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+import uuid
 
 from offsetdb import errors
 from offsetdb.config import Config
 from offsetdb.embedded_log import EmbeddedLog
 from offsetdb.ingest.writer import TransactionWriter
-from offsetdb.materializers.applier import Materializer
+from offsetdb.kafka_log import KafkaLog, KafkaTarget
+from offsetdb.materializers.applier import Materializer, Outcome
+from offsetdb.materializers.follower import LogFollower, catch_up_at_open
 from offsetdb.materializers.replay import Digest, copy_log, state_digest
 from offsetdb.progress import TerminalProgress
+from offsetdb.schemas.codec import encode_log_record
 from offsetdb.store import Store, open_store
+
+_IDENTITY_KEY = b"log_identity"
 
 _registry: dict[str, Database] = {}
 _registry_lock = threading.Lock()
@@ -27,25 +38,126 @@ _registry_lock = threading.Lock()
 class Database:
     """One database directory, opened once per process and shared by its connections."""
 
-    def __init__(self, path: str, config: Config) -> None:
+    def __init__(self, path: str, config: Config, kafka: KafkaTarget | None = None) -> None:
         self.path = path
         self.config = config
+        self.kafka = kafka
         self.store: Store = open_store(path)
+        self.follower: LogFollower | None = None
+        self.log: EmbeddedLog | KafkaLog | None = None
         try:
-            self.log = EmbeddedLog(
-                self.store.db, self.store.log, sync=config.synchronous == "full"
-            )
-            progress = TerminalProgress("applying log")
-            self.materializer = Materializer(self.store, self.log, config, progress)
-            # Records appended but not applied before a crash are applied now, before any
-            # reader can take a snapshot.
-            self.materializer.catch_up()
-            progress.finish()
-            self.writer = TransactionWriter(self.log, after_append=self.materializer.catch_up)
+            if kafka is None:
+                self._open_embedded()
+            else:
+                self._open_kafka(kafka)
         except BaseException:
+            if self.follower is not None:
+                self.follower.stop()
+                self.follower = None
+            if self.log is not None:
+                self.log.close()
+            self.__dict__.pop("materializer", None)
             self.store.close()
             raise
         self._references = 0
+
+    def _open_embedded(self) -> None:
+        self._claim_directory("embedded")
+        self.log = log = EmbeddedLog(
+            self.store.db, self.store.log, sync=self.config.synchronous == "full"
+        )
+        progress = TerminalProgress("applying log")
+        self.materializer = Materializer(self.store, log, self.config, progress)
+        # Records appended but not applied before a crash are applied now, before any
+        # reader can take a snapshot.
+        self.materializer.catch_up()
+        progress.finish()
+        self.writer = TransactionWriter(log, after_append=self.materializer.catch_up)
+        self.max_record_bytes: int | None = None
+        # A commit's outcome is known when its append returns: nothing to wait for.
+        self.commit_timeout: float | None = None
+
+    def _open_kafka(self, target: KafkaTarget) -> None:
+        self.log = log = KafkaLog(target, self.config)
+        self._claim_directory(f"kafka:{log.topic}")
+        self.materializer = materializer = Materializer(self.store, log, self.config)
+        progress = TerminalProgress(f"replaying {log.topic}")
+        catch_up_at_open(
+            materializer, log, lambda: materializer.next_offset, progress, self.config.kafka_timeout
+        )
+        progress.finish()
+        self.follower = LogFollower(materializer, name=f"offsetdb-follow-{target.database}")
+        self.follower.start()
+        self.writer = TransactionWriter(log)
+        self.max_record_bytes = log.max_record_bytes
+        self.commit_timeout = self.config.kafka_timeout
+
+    def _claim_directory(self, identity: str) -> None:
+        """Bind the directory to one log, so a replica is never fed another database's log."""
+        meta = self.store.meta
+        stored = meta.get(_IDENTITY_KEY)
+        if stored is None:
+            # Directories written before identities were recorded hold embedded databases.
+            fresh = meta.get(b"next_offset") is None
+            stored = identity.encode() if fresh else b"embedded"
+            meta.put(_IDENTITY_KEY, stored)
+        if stored.decode() != identity:
+            raise errors.CannotConnect(
+                f"{self.path} holds the database of log {stored.decode()!r}, not of "
+                f"{identity!r}; use another data directory"
+            )
+
+    # --- waiting for the log --------------------------------------------------------------
+
+    def catch_up(self) -> None:
+        """Apply (embedded) or wait for (Kafka) every record this node knows is in the log."""
+        if self.follower is None:
+            self.materializer.catch_up()
+        else:
+            self.wait_for(self.log_end() - 1, self.config.kafka_timeout)
+
+    def log_end(self) -> int:
+        """One past the newest offset this node knows to be in the log."""
+        assert self.log is not None
+        return self.log.end_offset()
+
+    def wait_for(self, offset: int, timeout: float | None) -> int:
+        """Wait until this node has applied ``offset``; returns the applied offset.
+
+        Raises SyncTimeout (57014) when ``timeout`` seconds pass first.
+        """
+        materializer = self.materializer
+        if not materializer.wait_applied(offset, timeout):
+            raise errors.SyncTimeout(
+                f"offset {offset} was not applied on this node within {timeout:g}s "
+                f"(applied up to {materializer.applied_offset}); the log may be unreachable "
+                "or this node far behind"
+            )
+        return materializer.applied_offset
+
+    def sync(self, timeout: float | None) -> int:
+        """Wait until everything committed before this call is applied here (a strong read).
+
+        Appends a sync marker and waits for it: the marker's offset lies after every
+        commit acknowledged before, whoever made it, with no trust in broker watermarks.
+        """
+        record = encode_log_record({"marker_id": uuid.uuid4().hex}, "SyncMarker")
+        return self.wait_for(self.writer.append(record), timeout)
+
+    def resolve_outcome(self, txn_id: str, timeout: float | None) -> Outcome:
+        """The final outcome of ``txn_id``, appending a fence for it if it is not applied.
+
+        Once the fence is applied, a record of ``txn_id`` that reaches the log later is
+        refused by every node, so "not before the fence" means "never committed".
+        """
+        materializer = self.materializer
+        offset = materializer.offset_of_txn(txn_id)
+        if offset is None:
+            fence = encode_log_record({"txn_id": txn_id}, "Fence")
+            self.wait_for(self.writer.append(fence), timeout)
+            offset = materializer.offset_of_txn(txn_id)
+            assert offset is not None, "an applied fence settles its transaction"
+        return materializer.outcome(offset)
 
     def digest(self) -> Digest:
         """The state digest at the newest applied offset."""
@@ -54,14 +166,23 @@ class Database:
         return state_digest(self.store, materializer.catalog.at(snapshot), snapshot)
 
     @classmethod
-    def acquire(cls, path: str, config: Config | None = None) -> Database:
-        """The open database for ``path`` in this process, opening it if needed."""
+    def acquire(
+        cls, path: str, config: Config | None = None, kafka: KafkaTarget | None = None
+    ) -> Database:
+        """The open database for ``path`` in this process, opening it if needed.
+
+        With ``kafka``, ``path`` is this node's replica of that Kafka database.
+        """
         key = os.path.realpath(path)
         with _registry_lock:
             database = _registry.get(key)
             if database is None:
-                database = cls(key, config or Config())
+                database = cls(key, config or Config(), kafka)
                 _registry[key] = database
+            elif (database.kafka and database.kafka.database) != (kafka and kafka.database):
+                raise errors.InterfaceError(
+                    f"{path} is already open in this process for another database"
+                )
             elif config is not None and config != database.config:
                 raise errors.InterfaceError(
                     f"{path} is already open in this process with other settings "
@@ -77,6 +198,10 @@ class Database:
             if self._references > 0:
                 return
             _registry.pop(self.path, None)
+        if self.follower is not None:
+            self.follower.stop()
+            self.follower = None  # it holds the materializer, and so RocksDB handles
+        assert self.log is not None
         self.log.close()
         self.materializer.gc.wait_idle()
         # Drop every holder of RocksDB handles before closing, so the directory unlocks.

@@ -1,9 +1,10 @@
-"""The PEP 249 (DB-API 2.0) driver: ``offsetdb.connect(path)``.
+"""The PEP 249 (DB-API 2.0) driver: ``offsetdb.connect(path)`` or ``connect(kafka_url, data_dir=...)``.
 
 Beyond PEP 249, a connection exposes ``last_commit_offset`` (the log offset of its newest
-commit, to hand to another node for read-your-writes) and a cursor exposes
-``snapshot_offset`` (the offset whose state its last statement read) and
-``statusmessage`` (PostgreSQL's command tag, e.g. ``INSERT 0 1``).
+commit, to hand to another node for read-your-writes), ``sync(offset)`` / ``sync()``
+(wait until this node has applied an offset / everything committed before the call),
+and a cursor exposes ``snapshot_offset`` (the offset whose state its last statement
+read) and ``statusmessage`` (PostgreSQL's command tag, e.g. ``INSERT 0 1``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 from offsetdb import errors
 from offsetdb.config import Config
+from offsetdb.kafka_log import parse_url
 from offsetdb.materializers.replay import Digest
 from offsetdb.query.database import Database
 from offsetdb.query.engine import Result
@@ -41,10 +43,28 @@ def _type_code(sql_type: SqlType | None) -> str | None:
 class Connection:
     """A PEP 249 connection. Not to be shared between threads: open one per thread."""
 
-    def __init__(self, target: str, autocommit: bool = False, config: Config | None = None) -> None:
+    def __init__(
+        self,
+        target: str,
+        autocommit: bool = False,
+        config: Config | None = None,
+        data_dir: str | None = None,
+    ) -> None:
         if target.startswith("kafka://"):
-            raise errors.not_supported("the Kafka backend (kafka:// URLs) in this build")
-        self._database: Database | None = Database.acquire(target, config)
+            kafka = parse_url(target)
+            directory = data_dir or kafka.data_dir
+            if directory is None:
+                raise errors.InterfaceError(
+                    f"{target} needs a data directory for this node's replica: "
+                    "connect(url, data_dir=DIR), or ?data_dir=DIR in the URL"
+                )
+            self._database: Database | None = Database.acquire(directory, config, kafka)
+        else:
+            if data_dir is not None:
+                raise errors.InterfaceError(
+                    "data_dir is for kafka:// URLs; an embedded database's target is its directory"
+                )
+            self._database = Database.acquire(target, config)
         self._session = Session(self._database, autocommit=autocommit)
         self._lock = threading.Lock()
 
@@ -120,13 +140,39 @@ class Connection:
         """
         return self._check_open().digest()
 
-    def transaction_outcome(self, txn_id: str) -> tuple[int, bool, str | None] | None:
+    def sync(self, offset: int | None = None, timeout: float | None = None) -> int:
+        """Wait until this node's state includes ``offset``; returns the applied offset.
+
+        ``sync(offset)`` gives read-your-writes across nodes: pass the writer's
+        ``last_commit_offset``. ``sync()`` is a strong read: it appends a sync marker to
+        the log and waits until it is applied, so everything committed anywhere before
+        the call is visible afterwards. ``timeout`` (seconds, default the
+        ``kafka_timeout`` setting) bounds the wait: SyncTimeout (57014) when it passes.
+        """
+        database = self._check_open()
+        limit = database.config.kafka_timeout if timeout is None else timeout
+        # The applied offset only grows, so every later snapshot of this node includes it.
+        if offset is None:
+            return database.sync(limit)
+        return database.wait_for(offset, limit)
+
+    def transaction_outcome(
+        self, txn_id: str, *, settle: bool = False, timeout: float | None = None
+    ) -> tuple[int, bool, str | None] | None:
         """``(offset, committed, sqlstate)`` of transaction ``txn_id``, once applied.
 
-        None when no record with that id has been applied (yet). Resolves a commit that
-        raised CommitOutcomeUnknown (08007), whose message names the id.
+        Without ``settle``: None when no record with that id has been applied (yet).
+        With ``settle=True`` the answer is final: if the transaction is not applied, a
+        fence for its id is appended to the log and, once applied, the transaction is
+        known never to commit (every node refuses it after the fence). That is how a
+        commit that raised CommitOutcomeUnknown (08007, naming the id) is resolved.
         """
-        materializer = self._check_open().materializer
+        database = self._check_open()
+        if settle:
+            limit = database.config.kafka_timeout if timeout is None else timeout
+            outcome = database.resolve_outcome(txn_id, limit)
+            return outcome.offset, outcome.committed, outcome.sqlstate
+        materializer = database.materializer
         offset = materializer.offset_of_txn(txn_id)
         if offset is None:
             return None
@@ -279,13 +325,18 @@ class Cursor:
             raise errors.ProgrammingError("the last statement returned no rows to fetch", "24000")
 
 
-def connect(target: str, *, autocommit: bool = False, **settings: Any) -> Connection:
-    """Open a connection to the database in directory ``target`` (created if needed).
+def connect(
+    target: str, *, autocommit: bool = False, data_dir: str | None = None, **settings: Any
+) -> Connection:
+    """Open a connection to the database ``target``.
 
-    ``settings`` are :class:`~offsetdb.config.Config` fields (``synchronous``,
-    ``certification_window``, ...); they apply when this call opens the database.
+    ``target`` is a directory (the embedded backend, created if needed) or
+    ``kafka://HOST:PORT[,HOST:PORT...]/DB``, with ``data_dir`` (or ``?data_dir=`` in the
+    URL) the directory of this node's replica. ``settings`` are
+    :class:`~offsetdb.config.Config` fields (``synchronous``, ``kafka_timeout``,
+    ``kafka={...}`` client settings, ...); they apply when this call opens the database.
     """
     config = Config(**settings) if settings else None
-    return Connection(target, autocommit=autocommit, config=config)
+    return Connection(target, autocommit=autocommit, config=config, data_dir=data_dir)
 
 

@@ -121,7 +121,7 @@ class Session:
                     # statement and its append with other appends held off, so that no
                     # local commit can land between its snapshot and its commit.
                     with self._db.writer.exclusive() as append_now:
-                        self._db.materializer.catch_up()
+                        self._db.catch_up()
                         result = self._attempt(work, append_now)
             except errors.SerializationFailure:
                 if attempt == attempts:
@@ -152,7 +152,7 @@ class Session:
         applied, since a snapshot older than those commits would conflict with them again.
         """
         time.sleep(random.uniform(0, min(0.02, 0.0002 * 2**attempt)))
-        self._db.materializer.wait_applied(self._db.log.end_offset() - 1, 5.0)
+        self._db.materializer.wait_applied(self._db.log_end() - 1, 5.0)
 
     # --- transaction control -------------------------------------------------------------
 
@@ -228,15 +228,35 @@ class Session:
             return  # read-only: nothing to certify, never aborts
         body = txn.build_record()
         record = encode_log_record(body, "Transaction")
+        txn_id = body["txn_id"]
+        limit = self._db.max_record_bytes
+        if limit is not None and len(record) > limit:
+            raise errors.ProgrammingError(
+                f"the transaction's record is {len(record):,} bytes, over the log's limit of "
+                f"{limit:,}; commit in smaller transactions", "54000"
+            )
         materializer = self._db.materializer
         materializer.expect(record, body)
         try:
             offset = (append or self._db.writer.append)(record)
+        except errors.CommitOutcomeUnknown as e:
+            materializer.forget(record)
+            raise errors.CommitOutcomeUnknown(
+                f"the commit of transaction {txn_id} may or may not have happened: {e.message}. "
+                f"Once the log answers again, conn.transaction_outcome({txn_id!r}, settle=True) "
+                "tells which, for certain"
+            ) from e
         except BaseException:
             materializer.forget(record)
             raise
         try:
-            materializer.wait_applied(offset, None)
+            if not materializer.wait_applied(offset, self._db.commit_timeout):
+                raise errors.CommitOutcomeUnknown(
+                    f"transaction {txn_id} is in the log at offset {offset}, but this node has "
+                    f"not applied that offset within {self._db.commit_timeout:g}s, so its "
+                    f"outcome is not known yet; conn.transaction_outcome({txn_id!r}) tells it "
+                    "once the node catches up"
+                )
         except errors.InternalError as e:
             # The record is in the log, so certification will decide it when the log is
             # applied again (at the next open); saying "failed" now could be a lie.
