@@ -1,21 +1,54 @@
 """Shared fixtures.
 
 ``db_target`` is how a test names a database to ``offsetdb.connect``; tests written
-against it form the contract suite, run once per backend in ``BACKENDS``. The Kafka
-backend joins this list when it lands, with a broker fixture behind it.
+against it form the contract suite, run once per backend in ``BACKENDS``: the embedded
+directory, and a fresh database on a Kafka broker (see :mod:`kafka_broker`) with its
+replica in a temporary directory.
 """
 
 from __future__ import annotations
 
 import sys
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-# Test helper modules (storage_helpers, crash_worker) import by their plain names.
+# Test helper modules (storage_helpers, crash_worker, kafka_broker) import by their plain names.
 sys.path.insert(0, str(Path(__file__).parent))
 
-BACKENDS = ["embedded"]
+from kafka_broker import Broker, provide_broker  # noqa: E402
+
+BACKENDS = ["embedded", "kafka"]
+
+_broker: Broker | None = None
+
+
+@pytest.fixture(scope="session")
+def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    """One Kafka broker for the whole run (started on first use)."""
+    global _broker
+    try:
+        _broker = provide_broker(tmp_path_factory.mktemp("broker"))
+    except RuntimeError as e:
+        pytest.fail(str(e), pytrace=False)
+    yield _broker
+    _broker.stop()
+    _broker = None
+
+
+@pytest.fixture
+def kafka_settings(kafka_broker: Broker, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Client settings the broker needs, also exported for subprocesses (OFFSETDB_KAFKA_*)."""
+    for name, value in kafka_broker.client_settings.items():
+        monkeypatch.setenv("OFFSETDB_KAFKA_" + name.upper().replace(".", "_"), value)
+    return dict(kafka_broker.client_settings)
+
+
+def kafka_url(broker: Broker, tmp_path: Path, name: str = "replica") -> str:
+    """A fresh database on ``broker``, with a replica directory under ``tmp_path``."""
+    return f"kafka://{broker.bootstrap}/t{uuid.uuid4().hex[:12]}?data_dir={tmp_path / name}"
 
 
 @pytest.fixture(params=BACKENDS)
@@ -23,4 +56,19 @@ def db_target(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A fresh, empty database for ``offsetdb.connect``, on each backend in turn."""
     if request.param == "embedded":
         return str(tmp_path / "db")
+    if request.param == "kafka":
+        broker = request.getfixturevalue("kafka_broker")
+        request.getfixturevalue("kafka_settings")
+        return kafka_url(broker, tmp_path)
     raise AssertionError(f"no fixture for backend {request.param!r}")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> object:
+    """Attach the broker's recent output to the report of a failing test that used it."""
+    report = yield
+    if report.failed and _broker is not None and "kafka_broker" in getattr(item, "fixturenames", ()):
+        tail = _broker.output_tail()
+        if tail:
+            report.sections.append((f"{_broker.kind} broker output (last lines)", tail))
+    return report
