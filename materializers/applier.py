@@ -50,6 +50,7 @@ from offsetdb.schemas.codec import decode_images, decode_log_record
 from offsetdb.store import Store
 
 NEXT_OFFSET_KEY = b"next_offset"
+SETTINGS_KEY = b"log_settings"  # the DatabaseSettings record that holds, once applied
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,17 +155,26 @@ class Materializer:
         # The next offset to apply, i.e. the last applied offset + 1 (bytewax's convention).
         self._next_offset: int = U64.unpack(stored)[0] if stored is not None else 0
         self.catalog = self._load_catalog()
-        self.window = CertificationWindow(config.certification_window)
+        stored_settings = store.meta.get(SETTINGS_KEY)
+        self.settings: dict[str, Any] | None = (
+            marshal.loads(stored_settings) if stored_settings is not None else None
+        )
+        # Until the log's settings are applied (a database older than them), the local
+        # configuration decides.
+        window = self.settings["certification_window"] if self.settings else config.certification_window
+        self.window = CertificationWindow(window)
         self._rebuild_window()
         self.snapshots = SnapshotRegistry()
-        # Versions a certification could still consult must survive collection: keep at
-        # least the window's worth of history, whatever the retention setting says.
-        self.gc = GarbageCollector(
-            store, self.snapshots, max(config.history_retention, config.certification_window + 1)
-        )
+        self._history_retention = config.history_retention
+        self.gc = GarbageCollector(store, self.snapshots, self._retention())
         for table_id, dropped_at in self.catalog.dropped():
             # Rows of tables dropped before a restart still need collecting.
             self.gc.note_drop(table_id, dropped_at)
+
+    def _retention(self) -> int:
+        # Versions a certification could still consult must survive collection: keep at
+        # least the window's worth of history, whatever the retention setting says.
+        return max(self._history_retention, self.window.size + 1)
 
     # --- state visible to readers -----------------------------------------------------
 
@@ -273,7 +283,7 @@ class Materializer:
             else:
                 body_type, body = _decode_or_reject(entry.value)
             batch = WriteBatch(raw_mode=True)
-            outcome, publish = None, None
+            outcome, publish, adopted = None, None, None
             if body_type == "Transaction":
                 outcome, publish = self._apply_transaction(offset, body, batch)
             elif body_type == "Rejected":
@@ -281,10 +291,17 @@ class Materializer:
                 batch.put(_outcome_key(offset), mvcc.dumps(("", False, outcome.sqlstate, outcome.message)), self._txns_cf)
             elif body_type == "Fence":
                 outcome = self._apply_fence(offset, body["txn_id"], batch)
+            elif body_type == "DatabaseSettings" and self.settings is None:
+                adopted = {"certification_window": body["certification_window"], "offset": offset}
+                batch.put(SETTINGS_KEY, marshal.dumps(adopted), self._meta_cf)
             batch.put(NEXT_OFFSET_KEY, u64(offset + 1), self._meta_cf)
             self._store.db.write(batch)
             # Only now may readers see the new catalog and certification see the writes:
             # they must never run ahead of the rows they describe.
+            if adopted is not None:
+                self.settings = adopted
+                self.window.size = adopted["certification_window"]
+                self.gc.retention = self._retention()
             if publish is not None:
                 catalog, written = publish
                 previous = self.catalog.latest()

@@ -63,7 +63,7 @@ class GarbageCollector:
     def __init__(self, store: Store, registry: SnapshotRegistry, retention: int, threshold: int = 50_000) -> None:
         self._store = store
         self._registry = registry
-        self._retention = retention
+        self.retention = retention
         self._threshold = threshold
         self._superseded = 0
         self._dirty: set[int] = set()
@@ -89,7 +89,7 @@ class GarbageCollector:
             return
         self._superseded = 0
         tables, self._dirty = self._dirty, set()
-        horizon = self._registry.advance(applied_offset - self._retention)
+        horizon = self._registry.advance(applied_offset - self.retention)
         threading.Thread(
             target=self.collect, args=(horizon, tables), name="offsetdb-gc", daemon=True
         ).start()

@@ -76,6 +76,7 @@ class Database:
         self.max_record_bytes: int | None = None
         # A commit's outcome is known when its append returns: nothing to wait for.
         self.commit_timeout: float | None = None
+        self._record_settings()
 
     def _open_kafka(self, target: KafkaTarget) -> None:
         self.log = log = KafkaLog(target, self.config)
@@ -91,6 +92,20 @@ class Database:
         self.writer = TransactionWriter(log)
         self.max_record_bytes = log.max_record_bytes
         self.commit_timeout = self.config.kafka_timeout
+        self._record_settings()
+
+    def _record_settings(self) -> None:
+        """Put the settings that decide outcomes in the log, if no node has yet.
+
+        Nodes opening a new database at once may each append theirs; the first in the
+        log holds everywhere, so no two nodes certify with different windows.
+        """
+        if self.materializer.settings is not None:
+            return
+        record = encode_log_record(
+            {"certification_window": self.config.certification_window}, "DatabaseSettings"
+        )
+        self.wait_for(self.writer.append(record), self.commit_timeout or 30.0)
 
     def _claim_directory(self, identity: str) -> None:
         """Bind the directory to one log, so a replica is never fed another database's log."""

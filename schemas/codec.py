@@ -71,7 +71,7 @@ def _read_long(data: bytes, position: int) -> tuple[int, int]:
 # byte for byte the Avro encoding of LogRecord (records have no framing; a union is its
 # branch index then the value), and it spares fastavro a union resolution per record,
 # the costliest part of encoding a small transaction.
-_BODY_TYPES = ("Transaction", "SyncMarker", "Fence")
+_BODY_TYPES = ("Transaction", "SyncMarker", "Fence", "DatabaseSettings")
 _BODY_SCHEMAS: dict[str, Any] = {
     name: fastavro.parse_schema(
         _LOG_RECORD["__named_schemas"][f"offsetdb.{name}"],
@@ -85,7 +85,7 @@ _HEADERS = {
 
 
 def encode_log_record(body: dict[str, Any], body_type: str) -> bytes:
-    """Encode a log record whose body is a ``Transaction``, ``SyncMarker`` or ``Fence`` dict."""
+    """Encode a log record: ``body`` is a dict of the ``body_type`` branch of LogRecord."""
     out = io.BytesIO()
     out.write(_HEADERS[body_type])
     fastavro.schemaless_writer(out, _BODY_SCHEMAS[body_type], body)
