@@ -6,7 +6,8 @@ function that runs it and returns the exit status. To add one (``digest``, ``rep
 write those two functions and register them at the bottom of this module, beside ``sql``.
 
 ``offsetdb sql [DIR] [-c SQL] [-f FILE]`` opens a database (a directory, by default
-``./offsetdb-data``, or a ``kafka://`` URL) in autocommit mode and then:
+``./offsetdb-data``, or a ``kafka://`` URL with ``--data-dir``; or what ``--config``
+names) in autocommit mode and then:
 
 - runs each ``-c`` string and ``-f`` script in the order given, or else
 - reads a script from standard input when it is not a terminal, or else
@@ -14,19 +15,26 @@ write those two functions and register them at the bottom of this module, beside
 
 A script stops at its first error; the exit status is then 1, else 0. Results go to
 standard output, errors to standard error as ``ERROR <sqlstate>: <message>``.
+
+``offsetdb node --db kafka://... --data-dir DIR`` keeps a replica warm without a prompt
+and logs its lag.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import offsetdb
 from offsetdb import errors, repl
+from offsetdb.config import NodeConfig, load_node_config
 from offsetdb.progress import TerminalProgress
 
 DEFAULT_DATA_DIR = "./offsetdb-data"
@@ -100,6 +108,38 @@ def _version() -> str:
         return "unknown"
 
 
+# --- opening a database ------------------------------------------------------------------
+
+
+def _add_database_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="with a kafka:// URL: this node's replica directory (an empty one is rebuilt from the log)",
+    )
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help="node config (TOML: db, data_dir, [settings], [kafka]; see infra/node.toml); "
+        "options given here override it",
+    )
+
+
+def _connect(args: argparse.Namespace, database: str | None, autocommit: bool) -> offsetdb.Connection:
+    """Open the database the arguments name, with the config file's settings."""
+    try:
+        node = load_node_config(args.config) if args.config else NodeConfig(None, None, {})
+    except ValueError as e:
+        raise errors.InterfaceError(str(e)) from e
+    target = database or node.db or DEFAULT_DATA_DIR
+    data_dir = args.data_dir or node.data_dir
+    if not target.startswith("kafka://"):
+        if args.data_dir:
+            raise errors.InterfaceError("--data-dir is for kafka:// URLs; name the directory itself")
+        data_dir = None
+    return offsetdb.connect(target, autocommit=autocommit, data_dir=data_dir, **node.settings)
+
+
 # --- offsetdb sql -----------------------------------------------------------------------
 
 
@@ -122,10 +162,10 @@ def _configure_sql(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "database",
         nargs="?",
-        default=DEFAULT_DATA_DIR,
         metavar="DIR",
         help=f"data directory or kafka://host:port/db URL (default: {DEFAULT_DATA_DIR})",
     )
+    _add_database_options(parser)
     parser.add_argument(
         "-c",
         "--command",
@@ -180,7 +220,7 @@ def _run_sql(args: argparse.Namespace) -> int:
         sys.stderr.write(f"offsetdb sql: {exc.filename}: {exc.strerror}\n")
         return 1
     try:
-        conn = offsetdb.connect(args.database, autocommit=True)
+        conn = _connect(args, args.database, autocommit=True)
     except errors.Error as exc:
         _print_error(exc)
         return 1
@@ -192,7 +232,7 @@ def _run_sql(args: argparse.Namespace) -> int:
     try:
         if interactive:
             banner = (
-                f'offsetdb {_version()} ({args.database})\nType "\\?" for help, "\\q" to quit.\n\n'
+                f'offsetdb {_version()} ({args.database or DEFAULT_DATA_DIR})\nType "\\?" for help, "\\q" to quit.\n\n'
             )
             return repl.run_interactive(session, banner=banner)
         if not scripts:
@@ -221,15 +261,25 @@ register(
 
 
 def _configure_digest(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("database", metavar="DIR", help="data directory")
+    parser.add_argument("database", nargs="?", metavar="DIR", help="data directory or kafka:// URL")
+    _add_database_options(parser)
+    parser.add_argument(
+        "--sync",
+        action="store_true",
+        help="(kafka) first apply everything committed before the command (a sync marker)",
+    )
 
 
 def _run_digest(args: argparse.Namespace) -> int:
     """Print the state digest of a database: sha256, applied offset, row count."""
-    from offsetdb.query.database import digest  # the kernel hands over to the SQL layer
-
     try:
-        print(digest(args.database))
+        conn = _connect(args, args.database, autocommit=True)
+        try:
+            if args.sync:
+                conn.sync()
+            print(conn.state_digest())
+        finally:
+            conn.close()
     except errors.Error as exc:
         _print_error(exc)
         return 1
@@ -272,7 +322,8 @@ register(
 
 
 def _configure_load(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("database", metavar="DIR", help="data directory")
+    parser.add_argument("database", metavar="DIR", help="data directory or kafka:// URL")
+    _add_database_options(parser)
     parser.add_argument("table", metavar="TABLE", help="table to load into (must exist)")
     parser.add_argument("file", metavar="FILE.csv", help="CSV file; its first line names the columns")
     parser.add_argument("--batch", type=int, default=10_000, help="rows per transaction (default 10000)")
@@ -285,7 +336,7 @@ def _run_load(args: argparse.Namespace) -> int:
     progress = TerminalProgress(f"loading {args.file}", min_seconds=0.5, unit="bytes")
 
     try:
-        conn = offsetdb.connect(args.database)
+        conn = _connect(args, args.database, autocommit=False)
     except errors.Error as exc:
         _print_error(exc)
         return 1
@@ -310,6 +361,50 @@ def _run_load(args: argparse.Namespace) -> int:
 
 
 register("load", "bulk-load a CSV file into a table, in batches, with progress", _configure_load, _run_load)
+
+
+# --- offsetdb node -------------------------------------------------------------------------
+
+
+def _configure_node(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--db", metavar="URL", help="kafka://host:port/db (or from --config)")
+    _add_database_options(parser)
+    parser.add_argument(
+        "--status-every", type=float, default=10.0, metavar="SECONDS",
+        help="how often to log the applied offset and the lag (default 10)",
+    )
+
+
+def _run_node(args: argparse.Namespace) -> int:
+    """Keep a replica of a Kafka database up to date until SIGTERM/SIGINT; log its lag."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    log = logging.getLogger("offsetdb.node")
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    try:
+        conn = _connect(args, args.db, autocommit=True)
+    except errors.Error as exc:
+        _print_error(exc)
+        return 1
+    try:
+        status = conn.replication_status()
+        log.info("node up: %s", status)
+        previous = status
+        while not stop.wait(args.status_every):
+            status = conn.replication_status()
+            rate = (status.applied_offset - previous.applied_offset) / args.status_every
+            log.info("%s, applying %.0f records/s", status, rate)
+            previous = status
+            if status.error:
+                return 1
+        log.info("stopping: %s", conn.replication_status())
+        return 0
+    finally:
+        conn.close()
+
+
+register("node", "run a headless node: keep a replica of a Kafka database warm and log its lag", _configure_node, _run_node)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import getpass
-from dataclasses import dataclass, field
+import tomllib
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 
 def _default_principal() -> str:
@@ -63,3 +65,42 @@ class Config:
             raise ValueError("kafka_timeout must be a positive number of seconds")
         if not self.topic_prefix or "/" in self.topic_prefix:
             raise ValueError(f"topic_prefix must be a non-empty topic name part, not {self.topic_prefix!r}")
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """A node's config file: which database, where its replica lives, and its settings."""
+
+    db: str | None
+    data_dir: str | None
+    settings: dict[str, Any]
+
+
+def load_node_config(path: str) -> NodeConfig:
+    """Read a TOML node config (see ``infra/node.toml``), naming any mistake in it.
+
+    Top-level ``db`` and ``data_dir``; a ``[settings]`` table of :class:`Config` fields;
+    a ``[kafka]`` table of client settings passed through to librdkafka.
+    """
+    try:
+        with open(path, "rb") as f:
+            document = tomllib.load(f)
+    except OSError as e:
+        raise ValueError(f"cannot read config file {path}: {e.strerror}") from e
+    except tomllib.TOMLDecodeError as e:
+        raise ValueError(f"config file {path} is not valid TOML: {e}") from e
+    unknown = set(document) - {"db", "data_dir", "settings", "kafka"}
+    if unknown:
+        raise ValueError(f"config file {path}: unknown key(s) {', '.join(sorted(unknown))}")
+    settings = dict(document.get("settings", {}))
+    known = {f.name for f in fields(Config)} - {"kafka"}
+    unknown = set(settings) - known
+    if unknown:
+        raise ValueError(
+            f"config file {path}: unknown setting(s) {', '.join(sorted(unknown))} "
+            f"(known: {', '.join(sorted(known))})"
+        )
+    kafka = document.get("kafka", {})
+    if kafka:
+        settings["kafka"] = {str(k): str(v) if not isinstance(v, bool) else str(v).lower() for k, v in kafka.items()}
+    return NodeConfig(document.get("db"), document.get("data_dir"), settings)

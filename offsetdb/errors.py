@@ -242,9 +242,16 @@ class ObjectInUse(OperationalError):
 
 
 class CommitOutcomeUnknown(OperationalError):
-    """The commit record may or may not have been appended; resolve it by transaction id."""
+    """The commit record may or may not have been appended; resolve it by transaction id.
+
+    ``txn_id`` names the transaction, for ``conn.transaction_outcome(txn_id, settle=True)``.
+    """
 
     sqlstate = "08007"
+
+    def __init__(self, message: str, sqlstate: str | None = None, txn_id: str | None = None) -> None:
+        super().__init__(message, sqlstate)
+        self.txn_id = txn_id
 
 
 def not_supported(construct: str) -> NotSupportedError:

@@ -140,7 +140,12 @@ class KafkaLog:
         self.target = target
         self.topic = target.topic(config.topic_prefix)
         self._timeout = config.kafka_timeout
-        self._common = {"bootstrap.servers": target.bootstrap, **client_settings(config.kafka)}
+        self._common = {
+            "bootstrap.servers": target.bootstrap,
+            # The client's own log lines go through logging, not straight to stderr.
+            "logger": logging.getLogger("offsetdb.kafka.client"),
+            **client_settings(config.kafka),
+        }
         self._config = config
         self._partition = TopicPartition(self.topic, 0)
         self._ensure_topic()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import threading
 import uuid
+from dataclasses import dataclass
 
 from offsetdb import errors
 from offsetdb.config import Config
@@ -30,6 +31,24 @@ from offsetdb.schemas.codec import encode_log_record
 from offsetdb.store import Store, open_store
 
 _IDENTITY_KEY = b"log_identity"
+
+
+@dataclass(frozen=True)
+class ReplicationStatus:
+    """How far this node's replica is behind its log."""
+
+    applied_offset: int
+    log_end: int  # one past the newest offset, as the broker reports it (informative only)
+    error: str | None = None  # why this node stopped applying, if it did
+
+    @property
+    def lag(self) -> int:
+        """Records in the log this node has not applied yet."""
+        return max(0, self.log_end - 1 - self.applied_offset)
+
+    def __str__(self) -> str:
+        text = f"applied offset {self.applied_offset}, log end {self.log_end}, lag {self.lag} records"
+        return text if self.error is None else f"{text}; STOPPED: {self.error}"
 
 _registry: dict[str, Database] = {}
 _registry_lock = threading.Lock()
@@ -150,6 +169,20 @@ class Database:
             )
         return materializer.applied_offset
 
+    def replication_status(self) -> ReplicationStatus:
+        """The applied offset of this node against the log's end (a broker hint on Kafka)."""
+        materializer = self.materializer
+        log = self.log
+        end = log.end_hint() if isinstance(log, KafkaLog) else self.log_end()
+        error: str | None = None
+        try:
+            materializer.check_healthy()
+        except errors.Error as e:
+            error = e.message
+        if error is None and self.follower is not None and self.follower.error is not None:
+            error = str(self.follower.error)
+        return ReplicationStatus(materializer.applied_offset, end, error)
+
     def sync(self, timeout: float | None) -> int:
         """Wait until everything committed before this call is applied here (a strong read).
 
@@ -157,7 +190,12 @@ class Database:
         commit acknowledged before, whoever made it, with no trust in broker watermarks.
         """
         record = encode_log_record({"marker_id": uuid.uuid4().hex}, "SyncMarker")
-        return self.wait_for(self.writer.append(record), timeout)
+        try:
+            offset = self.writer.append(record)
+        except errors.CommitOutcomeUnknown as e:
+            # A marker has no outcome to settle: the sync simply did not happen.
+            raise errors.ConnectionFailure(f"sync could not append its marker: {e.message}") from e
+        return self.wait_for(offset, timeout)
 
     def resolve_outcome(self, txn_id: str, timeout: float | None) -> Outcome:
         """The final outcome of ``txn_id``, appending a fence for it if it is not applied.

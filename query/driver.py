@@ -18,7 +18,7 @@ from offsetdb import errors
 from offsetdb.config import Config
 from offsetdb.kafka_log import parse_url
 from offsetdb.materializers.replay import Digest
-from offsetdb.query.database import Database
+from offsetdb.query.database import Database, ReplicationStatus
 from offsetdb.query.engine import Result
 from offsetdb.query.session import Params, Session
 from offsetdb.types import SqlType
@@ -155,6 +155,10 @@ class Connection:
         if offset is None:
             return database.sync(limit)
         return database.wait_for(offset, limit)
+
+    def replication_status(self) -> ReplicationStatus:
+        """The applied offset of this node, the log's end and the lag between them."""
+        return self._check_open().replication_status()
 
     def transaction_outcome(
         self, txn_id: str, *, settle: bool = False, timeout: float | None = None

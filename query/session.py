@@ -244,7 +244,8 @@ class Session:
             raise errors.CommitOutcomeUnknown(
                 f"the commit of transaction {txn_id} may or may not have happened: {e.message}. "
                 f"Once the log answers again, conn.transaction_outcome({txn_id!r}, settle=True) "
-                "tells which, for certain"
+                "tells which, for certain",
+                txn_id=txn_id,
             ) from e
         except BaseException:
             materializer.forget(record)
@@ -255,15 +256,17 @@ class Session:
                     f"transaction {txn_id} is in the log at offset {offset}, but this node has "
                     f"not applied that offset within {self._db.commit_timeout:g}s, so its "
                     f"outcome is not known yet; conn.transaction_outcome({txn_id!r}) tells it "
-                    "once the node catches up"
+                    "once the node catches up",
+                    txn_id=txn_id,
                 )
         except errors.InternalError as e:
             # The record is in the log, so certification will decide it when the log is
             # applied again (at the next open); saying "failed" now could be a lie.
             raise errors.CommitOutcomeUnknown(
-                f"transaction {body['txn_id']} was appended to the log at offset {offset} but "
+                f"transaction {txn_id} was appended to the log at offset {offset} but "
                 f"could not be applied here ({e.message}); its outcome is decided when the "
-                "database is opened again and can be looked up by that transaction id"
+                "database is opened again and can be looked up by that transaction id",
+                txn_id=txn_id,
             ) from e
         materializer.outcome(offset).raise_if_aborted()
         self.last_commit_offset = offset
