@@ -29,7 +29,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
 
 from offsetdb import errors
 from offsetdb.config import Config
@@ -148,6 +148,7 @@ class KafkaLog:
         }
         self._config = config
         self._partition = TopicPartition(self.topic, 0)
+        self._admin = AdminClient(_for_client(self._common, "admin"))
         self._ensure_topic()
         self._append_lock = threading.Lock()
         self._producer = self._new_producer()
@@ -176,7 +177,7 @@ class KafkaLog:
 
     def _ensure_topic(self) -> None:
         """Find the log topic, or create it with the settings a log needs."""
-        admin = AdminClient(_for_client(self._common, "admin"))
+        admin = self._admin
         try:
             metadata = admin.list_topics(timeout=self._timeout)
         except KafkaException as e:
@@ -351,10 +352,16 @@ class KafkaLog:
         return self._known_end
 
     def end_hint(self) -> int:
-        """The broker's high watermark, for progress displays only (never for correctness)."""
+        """The broker's high watermark, for progress displays only (never for correctness).
+
+        Asked through the admin client: the consumer belongs to the follower thread.
+        """
         try:
-            _, high = self._consumer.get_watermark_offsets(self._partition, timeout=2, cached=False)
-        except KafkaException:
+            futures = self._admin.list_offsets(
+                {self._partition: OffsetSpec.latest()}, request_timeout=2
+            )
+            high = futures[self._partition].result(timeout=3).offset
+        except (KafkaException, TimeoutError):
             return self._known_end
         return max(int(high), self._known_end)
 

@@ -26,6 +26,25 @@ def test_readme_python_driver_example_runs(tmp_path: Path, capsys) -> None:
     assert printed[1].startswith("[('signup', 1), ('login', 1)]")
 
 
+def test_readme_kafka_example_runs_against_the_test_broker(
+    tmp_path: Path, capsys, kafka_broker, kafka_settings
+) -> None:
+    readme = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", readme, re.S)
+    kafka_blocks = [b for b in blocks if "kafka://" in b]
+    assert kafka_blocks, "README lost its Kafka example"
+    code = kafka_blocks[0].replace("localhost:9092", kafka_broker.bootstrap).replace(
+        "/shop", f"/readme{os.getpid()}"
+    )
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        exec(compile(code, "README.md", "exec"), {})
+    finally:
+        os.chdir(cwd)
+    assert capsys.readouterr().out.splitlines()[-1] == "('/home',)"
+
+
 def test_package_docstring_examples_pass() -> None:
     failures, tried = doctest.testmod(offsetdb, verbose=False)
     assert tried > 0 and failures == 0

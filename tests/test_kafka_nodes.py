@@ -315,3 +315,40 @@ def test_fenced_transaction_arriving_late_is_refused_on_every_node(db_url: str, 
     assert a.state_digest() == b.state_digest()
     a.close()
     b.close()
+
+
+def test_offsetdb_node_keeps_a_replica_warm_logs_its_lag_and_stops_on_sigterm(
+    db_url: str, tmp_path: Path
+) -> None:
+    writer = node(db_url, tmp_path / "writer")
+    writer.cursor().execute("CREATE TABLE t (id INTEGER PRIMARY KEY)")
+    config = tmp_path / "node.toml"
+    config.write_text(f'db = "{db_url}"\n[settings]\nkafka_timeout = 10.0\n')
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "offsetdb.cli", "node", "--config", str(config),
+         "--data-dir", str(tmp_path / "headless"), "--status-every", "0.2"],
+        stderr=subprocess.PIPE, text=True,
+    )
+    assert proc.stderr is not None
+    lines = [proc.stderr.readline()]
+    assert "node up: applied offset" in lines[0], lines
+    for i in range(20):
+        writer.cursor().execute("INSERT INTO t VALUES (?)", (i,))
+    # Status lines keep coming while it applies; wait until one shows it caught up.
+    target = writer.last_commit_offset
+    while f"applied offset {target}," not in lines[-1]:
+        line = proc.stderr.readline()
+        assert line, f"node exited early: {''.join(lines)}"
+        lines.append(line)
+    assert "lag 0 records" in lines[-1]
+    proc.send_signal(signal.SIGTERM)
+    _, rest = proc.communicate(timeout=30)
+    assert proc.returncode == 0, "".join(lines) + rest
+    assert "stopping: applied offset" in rest
+    writer.close()
+    # The replica it kept is a node like any other: the same digest as the writer's.
+    replica = node(db_url, tmp_path / "headless")
+    writer = node(db_url, tmp_path / "writer")
+    assert replica.state_digest() == writer.state_digest()
+    replica.close()
+    writer.close()
