@@ -214,6 +214,10 @@ class KafkaLog:
         future = admin.create_topics([new], operation_timeout=self._timeout)[self.topic]
         try:
             future.result(timeout=self._timeout)
+        except TimeoutError as e:
+            raise errors.CannotConnect(
+                f"creating the log topic {self.topic} got no answer within {self._timeout:g}s"
+            ) from e
         except KafkaException as e:
             error = e.args[0] if e.args else None
             if isinstance(error, KafkaError) and error.code() == KafkaError.TOPIC_ALREADY_EXISTS:
