@@ -56,7 +56,7 @@ class Connection:
             if directory is None:
                 raise errors.InterfaceError(
                     f"{target} needs a data directory for this node's replica: "
-                    "connect(url, data_dir=DIR), or ?data_dir=DIR in the URL"
+                    "data_dir=DIR (--data-dir DIR at the command line), or ?data_dir=DIR in the URL"
                 )
             self._database: Database | None = Database.acquire(directory, config, kafka)
         else:
