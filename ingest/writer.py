@@ -6,8 +6,10 @@ embedded log, one produce batch on Kafka), hands leadership to the first record 
 meanwhile, and returns. So a lone writer pays one append per commit and no thread
 hand-off, while N concurrent writers share one append, and throughput grows with them.
 
-After its append, a leader runs ``after_append`` (on the embedded backend: apply the
-log up to its end), outside the queue lock, so the next leader's fsync overlaps it.
+After its append, a leader runs ``after_append`` with the appended entries (embedded:
+apply the log up to its end; Kafka: apply them at once if they are next in the log,
+without waiting to read them back), outside the queue lock, so the next leader's
+append overlaps it.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import threading
 from collections.abc import Callable, Iterator
 
 from offsetdb import errors
-from offsetdb.log import Log
+from offsetdb.log import Log, LogEntry
 
 
 class _Pending:
@@ -40,7 +42,10 @@ class TransactionWriter:
     """Appends transaction records to a :class:`~offsetdb.log.Log`, batching concurrent ones."""
 
     def __init__(
-        self, log: Log, after_append: Callable[[], object] | None = None, max_batch: int = 1024
+        self,
+        log: Log,
+        after_append: Callable[[list[LogEntry]], object] | None = None,
+        max_batch: int = 1024,
     ) -> None:
         self._log = log
         self._after_append = after_append
@@ -98,7 +103,9 @@ class TransactionWriter:
             # Errors here (the materializer stopping) reach each committer when it waits
             # for its outcome; the records themselves were appended.
             with contextlib.suppress(errors.Error):
-                self._after_append()
+                self._after_append(
+                    [LogEntry(o, p.record) for o, p in zip(offsets, batch, strict=True)]
+                )
         for p, i in zip(batch, range(len(batch)), strict=True):
             if failure is not None:
                 p.error = failure
@@ -123,7 +130,7 @@ class TransactionWriter:
                 offset = self._log.append([record])[0]
                 if self._after_append is not None:
                     with contextlib.suppress(errors.Error):
-                        self._after_append()
+                        self._after_append([LogEntry(offset, record)])
                 return offset
 
             yield append_now

@@ -38,7 +38,8 @@ from offsetdb.log import LogEntry
 logger = logging.getLogger(__name__)
 
 ENV_PREFIX = "OFFSETDB_KAFKA_"
-MAX_RECORD_BYTES = 16 * 1024 * 1024  # the topic's max.message.bytes: a transaction is one record
+MAX_RECORD_BYTES = 16 * 1024 * 1024
+_READ_AHEAD_SKIP = 10_000  # records a read may skip rather than seek past  # the topic's max.message.bytes: a transaction is one record
 
 # Settings offsetdb's correctness rests on; a pass-through setting may not change them.
 _PRODUCER_FIXED = {"enable.idempotence": True, "acks": "all"}
@@ -306,10 +307,14 @@ class KafkaLog:
             if self._closed:
                 return []
             consumer = self._consumer
-            if start != self._position:
+            position = self._position
+            if position is None or start < position or start > position + _READ_AHEAD_SKIP:
                 consumer.assign([TopicPartition(self.topic, 0, start)])
-                self._position = start
+                self._position = position = start
                 self.at_end = False
+            # When the caller is a little ahead of the fetch position (it applied records
+            # it appended itself), reading on and dropping them keeps the fetch pipeline
+            # full; seeking would restart it.
             # consume() waits for all max_records; to return as soon as anything is there,
             # take what has arrived, else wait for one message and then take the rest.
             messages = consumer.consume(max_records, 0)
@@ -323,16 +328,16 @@ class KafkaLog:
                 offset = message.offset()
                 assert offset is not None, "consumed messages carry their offset"
                 if error is None:
-                    entries.append(LogEntry(offset, message.value() or b""))
+                    position = offset + 1
+                    self.at_end = False
+                    if offset >= start:
+                        entries.append(LogEntry(offset, message.value() or b""))
                 elif error.code() == KafkaError._PARTITION_EOF:
-                    self.at_end = offset <= (entries[-1].offset + 1 if entries else start)
+                    self.at_end = offset <= position
                 else:
                     self._read_failed(error)
-            if entries:
-                self._position = entries[-1].offset + 1
-                self._known_end = max(self._known_end, self._position)
-                if messages[-1].error() is None:
-                    self.at_end = False
+            self._position = position
+            self._known_end = max(self._known_end, position)
             return entries
 
     def _read_failed(self, error: KafkaError) -> None:

@@ -91,7 +91,7 @@ class Database:
         # reader can take a snapshot.
         self.materializer.catch_up()
         progress.finish()
-        self.writer = TransactionWriter(log, after_append=self.materializer.catch_up)
+        self.writer = TransactionWriter(log, after_append=lambda _: self.materializer.catch_up())
         self.max_record_bytes: int | None = None
         # A commit's outcome is known when its append returns: nothing to wait for.
         self.commit_timeout: float | None = None
@@ -108,7 +108,7 @@ class Database:
         progress.finish()
         self.follower = LogFollower(materializer, name=f"offsetdb-follow-{target.database}")
         self.follower.start()
-        self.writer = TransactionWriter(log)
+        self.writer = TransactionWriter(log, after_append=materializer.apply_appended)
         self.max_record_bytes = log.max_record_bytes
         self.commit_timeout = self.config.kafka_timeout
         self._record_settings()
