@@ -330,19 +330,23 @@ def test_offsetdb_node_keeps_a_replica_warm_logs_its_lag_and_stops_on_sigterm(
         stderr=subprocess.PIPE, text=True,
     )
     assert proc.stderr is not None
-    lines = [proc.stderr.readline()]
-    assert "node up: applied offset" in lines[0], lines
-    for i in range(20):
-        writer.cursor().execute("INSERT INTO t VALUES (?)", (i,))
-    # Status lines keep coming while it applies; wait until one shows it caught up.
-    target = writer.last_commit_offset
-    while f"applied offset {target}," not in lines[-1]:
-        line = proc.stderr.readline()
-        assert line, f"node exited early: {''.join(lines)}"
-        lines.append(line)
-    assert "lag 0 records" in lines[-1]
-    proc.send_signal(signal.SIGTERM)
-    _, rest = proc.communicate(timeout=30)
+    try:
+        lines = [proc.stderr.readline()]
+        assert "node up: applied offset" in lines[0], lines
+        for i in range(20):
+            writer.cursor().execute("INSERT INTO t VALUES (?)", (i,))
+        # Status lines keep coming while it applies; wait until one shows it caught up.
+        target = writer.last_commit_offset
+        while f"applied offset {target}," not in lines[-1]:
+            line = proc.stderr.readline()
+            assert line, f"node exited early: {''.join(lines)}"
+            lines.append(line)
+        assert "lag 0 records" in lines[-1]
+        proc.send_signal(signal.SIGTERM)
+        _, rest = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
     assert proc.returncode == 0, "".join(lines) + rest
     assert "stopping: applied offset" in rest
     writer.close()
