@@ -125,14 +125,20 @@ def test_nodes_agree_on_every_decision_under_concurrent_writers_and_kill_9(
         assert proc.returncode == -signal.SIGKILL, err
         return {int(p[2]) for p in (line.split() for line in out.splitlines()) if p[:2] == ["ack", "insert"]}
 
-    nodes = {name: start(name, seed) for seed, name in enumerate(["n0", "n1", "n2"], start=1)}
+    nodes: dict[str, subprocess.Popen[str]] = {}
     acked: set[int] = set()
-    time.sleep(2.0)
-    acked |= kill(nodes["n1"])  # killed at an arbitrary instant of its writes
-    nodes["n1"] = start("n1", 11)  # restarts from its applied offset and writes again
-    time.sleep(2.0)
-    for proc in nodes.values():
-        acked |= kill(proc)
+    try:
+        for seed, name in enumerate(["n0", "n1", "n2"], start=1):
+            nodes[name] = start(name, seed)
+        time.sleep(2.0)
+        acked |= kill(nodes.pop("n1"))  # killed at an arbitrary instant of its writes
+        nodes["n1"] = start("n1", 11)  # restarts from its applied offset and writes again
+        time.sleep(2.0)
+        while nodes:
+            acked |= kill(nodes.popitem()[1])
+    finally:
+        for proc in nodes.values():
+            proc.kill()
     assert acked, "no node acknowledged a commit: the test proved nothing"
 
     digests = {}
