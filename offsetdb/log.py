@@ -3,10 +3,12 @@
 A database has exactly one log. Its backends (embedded RocksDB, Kafka) share these
 observable semantics, which everything above relies on:
 
-- ``append`` is atomic per call and durable when it returns: the records get consecutive
-  offsets, dense from 0, in the order given, and survive a crash of the process.
-- ``read`` returns records in offset order, starting exactly at the offset asked for;
-  every reader sees the same record at the same offset, forever.
+- ``append`` is durable when it returns: the records get increasing offsets, in the
+  order given, and survive a crash of the process (embedded: one atomic WriteBatch,
+  offsets dense from 0; Kafka: acknowledged by the in-sync replicas, offsets as the
+  delivery reports name them, which may skip numbers).
+- ``read`` returns records in offset order, from the first at or after the offset asked
+  for; every reader sees the same record at the same offset, and the same gaps, forever.
 - Offsets are the only clock. Nothing relies on broker watermarks or time indexes.
 """
 
@@ -29,7 +31,7 @@ class Log(Protocol):
     """A database's log."""
 
     def append(self, records: Sequence[bytes]) -> list[int]:
-        """Append ``records`` atomically and durably; return their offsets, in order."""
+        """Append ``records`` durably; return their offsets, in order."""
         ...
 
     def read(self, start: int, max_records: int, timeout: float) -> list[LogEntry]:
@@ -40,7 +42,11 @@ class Log(Protocol):
         ...
 
     def end_offset(self) -> int:
-        """The offset the next append will get (records appended so far)."""
+        """One past the newest offset this process knows to be in the log.
+
+        Embedded: exactly the offset the next append gets. Kafka: a lower bound (what
+        this node appended or read), never a broker watermark.
+        """
         ...
 
     def close(self) -> None:
