@@ -58,6 +58,17 @@ def test_qmark_dollar_and_named_parameters_bind_the_same(conn) -> None:
     assert cur.execute("SELECT name FROM t WHERE id = ?", (2,)).fetchall() == [("b",)]
     assert cur.execute("SELECT name FROM t WHERE id = $1", (3,)).fetchall() == [("c",)]
     assert cur.execute("SELECT name FROM t WHERE id = :id", {"id": 1}).fetchall() == [("a",)]
+    # Packed qmarks, as many programs write them.
+    cur.execute("INSERT INTO t VALUES (?,?)", (4, "d"))
+    assert cur.execute("SELECT ?+?, name FROM t WHERE id=?", (1, 2, 4)).fetchall() == [(3, "d")]
+
+
+def test_text_the_tokenizer_rejects_is_a_syntax_error_not_a_foreign_exception(conn) -> None:
+    cur = conn.cursor()
+    # sqlglot's PostgreSQL tokenizer reads "$1,$2" as an unterminated dollar quote.
+    with pytest.raises(offsetdb.ProgrammingError) as info:
+        cur.execute("SELECT $1,$2", (1, 2))
+    assert info.value.sqlstate == "42601"
 
 
 def test_fetchone_fetchmany_and_iteration(conn) -> None:

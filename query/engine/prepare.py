@@ -84,7 +84,9 @@ def _text_of(sql: str, tokens: list[Token]) -> str:
     pos = start
     for n, t in enumerate(qmarks, 1):
         parts.append(sql[pos : t.start])
-        parts.append(f"${n}")
+        # The space keeps sqlglot's PostgreSQL tokenizer from reading "$1,$2" as the
+        # start of a dollar-quoted string tagged "1,".
+        parts.append(f"${n} ")
         pos = t.end + 1
     parts.append(sql[pos:end])
     return "".join(parts)
@@ -183,6 +185,8 @@ def _prepare_one(text: str, tokens: list[Token]) -> Statement:
         tree = cast(exp.Expression, sqlglot.parse_one(text, read="postgres"))
     except sqlglot.errors.ParseError as e:
         raise errors.SqlSyntaxError(_syntax_message(e)) from None
+    except sqlglot.errors.TokenError as e:
+        raise errors.SqlSyntaxError(f"syntax error: {e}") from None
     if tree is None:
         raise errors.SqlSyntaxError(f"empty statement: {text!r}")
     for ident in tree.find_all(exp.Identifier):
