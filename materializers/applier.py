@@ -261,14 +261,17 @@ class Materializer:
 
         A record at offset ``next_offset`` is, by its delivery report, exactly the next
         record of the log, so applying it from memory is applying the log, a fetch round
-        trip sooner. The first entry that is not next (another node appended in between)
-        and all after it are left to the follower, which reads them in order.
+        trip sooner. Entries the follower applied first are skipped; from the first one
+        that is not next (another node appended in between) on, the follower applies
+        them, in order.
         """
         with self._apply_lock:
             if self._failure is not None:
                 return
             for entry in entries:
-                if entry.offset != self._next_offset:
+                if entry.offset < self._next_offset:
+                    continue
+                if entry.offset > self._next_offset:
                     break
                 self._apply_entry(entry)
 
