@@ -18,7 +18,9 @@ class Result:
     except for scans, where it counts table rows scanned per second. The latencies are
     of one operation as ``latency_of`` says (a commit, a select, a batch, a query).
     ``check`` is a value both engines must agree on (a count), compared in the report;
-    ``error`` is set, and the numbers are zero, when the workload failed.
+    ``error`` is set, and the numbers are zero, when the workload failed; ``skipped``
+    says why a workload does not apply to an engine (the numbers are zero then too).
+    ``details`` holds further figures of the workload (e.g. the minimum and maximum).
     """
 
     workload: str
@@ -34,6 +36,8 @@ class Result:
     check: Any = None
     retries: int = 0
     error: str | None = None
+    skipped: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
 
 
 def percentile(sorted_values: Sequence[float], q: float) -> float:

@@ -43,7 +43,7 @@ TARGETS: dict[str, Target] = {
 
 def ratio(results: Sequence[Result], result: Result) -> float | None:
     """``result``'s throughput over the baseline engine's on the same workload."""
-    if result.engine == BASELINE or result.error is not None:
+    if result.engine == BASELINE or result.error is not None or result.skipped is not None:
         return None
     for other in results:
         same_workload = other.workload == result.workload and other.engine == BASELINE
@@ -85,7 +85,7 @@ def _workload_label(result: Result) -> str:
     threads = result.params.get("threads")
     return (
         f"{result.workload} ({threads} thr)"
-        if result.workload == "autocommit_mt"
+        if result.workload == "autocommit_mt" and threads is not None
         else result.workload
     )
 
@@ -106,12 +106,12 @@ def render_table(results: Sequence[Result]) -> str:
     rows: list[list[str]] = []
     for result in results:
         target = TARGETS.get(result.workload) if result.engine == TARGET_ENGINE else None
-        if result.error is not None:
+        if result.error is not None or result.skipped is not None:
             rows.append(
                 [
                     _workload_label(result),
                     result.engine,
-                    f"ERROR: {result.error}",
+                    f"ERROR: {result.error}" if result.error is not None else str(result.skipped),
                     "",
                     "",
                     "",

