@@ -75,6 +75,8 @@ class Database:
                 self.follower = None
             if self.log is not None:
                 self.log.close()
+            # Drop every holder of RocksDB handles, so that the directory unlocks.
+            self.__dict__.pop("writer", None)
             self.__dict__.pop("materializer", None)
             self.store.close()
             raise
