@@ -312,7 +312,7 @@ class Materializer:
                 outcome, publish = self._apply_transaction(offset, body, batch)
             elif body_type == "Rejected":
                 outcome = Outcome(offset, "", False, errors.DataCorrupted.sqlstate, body["reason"])
-                batch.put(_outcome_key(offset), mvcc.dumps(("", False, outcome.sqlstate, outcome.message)), self._txns_cf)
+                self._put_outcome(outcome, batch)
             elif body_type == "Fence":
                 outcome = self._apply_fence(offset, body["txn_id"], batch)
             elif body_type == "DatabaseSettings" and self.settings is None:
@@ -363,11 +363,7 @@ class Materializer:
                 f"transaction {txn_id} was already settled at offset {decided_at}; "
                 "this later copy is not applied",
             )
-            batch.put(
-                _outcome_key(offset),
-                mvcc.dumps((txn_id, False, outcome.sqlstate, outcome.message)),
-                self._txns_cf,
-            )
+            self._put_outcome(outcome, batch)
             return outcome, None
         # Created now, after offset - 1 was written: they read exactly the state at C - 1.
         self._rows = mvcc.PointReader(self._store.data)
@@ -393,11 +389,7 @@ class Materializer:
             written = self._write_rows(offset, groups, batch)
             if catalog is not self.catalog.latest():
                 self._write_catalog(offset, txn, catalog, batch)
-        batch.put(
-            _outcome_key(offset),
-            mvcc.dumps((txn_id, outcome.committed, outcome.sqlstate, outcome.message)),
-            self._txns_cf,
-        )
+        self._put_outcome(outcome, batch)
         batch.put(_txn_key(txn_id), u64(offset), self._txns_cf)
         if outcome.committed:
             return outcome, (catalog, written)
@@ -414,13 +406,13 @@ class Materializer:
             f"transaction {txn_id} did not reach the log before the fence at offset {offset}: "
             "it did not commit, and never will",
         )
-        batch.put(
-            _outcome_key(offset),
-            mvcc.dumps((txn_id, False, outcome.sqlstate, outcome.message)),
-            self._txns_cf,
-        )
+        self._put_outcome(outcome, batch)
         batch.put(_txn_key(txn_id), u64(offset), self._txns_cf)
         return outcome
+
+    def _put_outcome(self, outcome: Outcome, batch: WriteBatch) -> None:
+        record = (outcome.txn_id, outcome.committed, outcome.sqlstate, outcome.message)
+        batch.put(_outcome_key(outcome.offset), mvcc.dumps(record), self._txns_cf)
 
     def _certify_ddl(
         self, offset: int, txn: dict[str, Any]
