@@ -111,8 +111,8 @@ def run_and_replay(seed: int, path: str, isolation: str) -> None:
 
 
 @pytest.mark.parametrize("seed", range(25))
-def test_committed_transactions_equal_a_serial_run_in_commit_order(seed: int, tmp_path: Path) -> None:
-    run_and_replay(seed, str(tmp_path / "db"), "SERIALIZABLE")
+def test_committed_transactions_equal_a_serial_run_in_commit_order(seed: int, db_target: str) -> None:
+    run_and_replay(seed, db_target, "SERIALIZABLE")
 
 
 def test_the_same_check_catches_snapshot_isolation_anomalies(tmp_path: Path) -> None:
