@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -19,6 +19,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from kafka_broker import Broker, provide_broker  # noqa: E402
+
+from offsetdb.kafka_log import KafkaTarget  # noqa: E402
+from offsetdb.query.database import Database  # noqa: E402
 
 BACKENDS = ["embedded", "kafka"]
 
@@ -61,6 +64,22 @@ def db_target(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         request.getfixturevalue("kafka_settings")
         return kafka_url(broker, tmp_path)
     raise AssertionError(f"no fixture for backend {request.param!r}")
+
+
+@pytest.fixture(params=BACKENDS)
+def open_database(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[str], Database]:
+    """Opens a :class:`Database` below the driver, by name, on each backend in turn.
+
+    The same name opens the same database again (after a release: a restart).
+    """
+    if request.param == "embedded":
+        return lambda name: Database.acquire(str(tmp_path / name))
+    broker: Broker = request.getfixturevalue("kafka_broker")
+    request.getfixturevalue("kafka_settings")
+    prefix = f"t{uuid.uuid4().hex[:12]}"
+    return lambda name: Database.acquire(
+        str(tmp_path / name), None, KafkaTarget(broker.bootstrap, f"{prefix}{name}", None)
+    )
 
 
 @pytest.hookimpl(wrapper=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -13,8 +13,8 @@ from offsetdb.query.database import Database
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    database = Database.acquire(str(tmp_path / "db"))
+def db(open_database: Callable[[str], Database]) -> Iterator[Database]:
+    database = open_database("db")
     txn = begin(database)
     txn.create_table(accounts_table())
     table = txn._created["accounts"]
@@ -116,8 +116,8 @@ def test_read_only_transaction_needs_no_record_and_never_aborts(db: Database) ->
     assert not reader.has_writes
 
 
-def test_snapshot_older_than_the_window_is_refused(tmp_path: Path) -> None:
-    database = Database.acquire(str(tmp_path / "small"), None)
+def test_snapshot_older_than_the_window_is_refused(open_database: Callable[[str], Database]) -> None:
+    database = open_database("small")
     try:
         database.materializer.window.size = 3
         txn = begin(database)
@@ -192,13 +192,14 @@ def test_rows_of_a_dropped_table_are_collected_once_below_the_horizon(db: Databa
     assert not (it.valid() and it.key().startswith(prefix)), "dropped rows survived collection"
 
 
-def test_a_restarted_node_certifies_like_one_that_never_stopped(tmp_path: Path) -> None:
+def test_a_restarted_node_certifies_like_one_that_never_stopped(
+    open_database: Callable[[str], Database],
+) -> None:
     """The predicate window is rebuilt from the log, so a commit record written before a
     restart and appended after it gets the decision it would have got without one."""
     from offsetdb.schemas.codec import encode_log_record
 
-    path = str(tmp_path / "db")
-    database = Database.acquire(path)
+    database = open_database("db")
     setup = begin(database)
     setup.create_table(accounts_table())
     assert commit(database, setup).committed
@@ -212,7 +213,7 @@ def test_a_restarted_node_certifies_like_one_that_never_stopped(tmp_path: Path) 
     del scanner, phantom, setup
     database.release()
 
-    database = Database.acquire(path)
+    database = open_database("db")
     try:
         offset = database.writer.append(record)
         database.materializer.wait_applied(offset, None)
