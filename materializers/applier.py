@@ -3,8 +3,7 @@
 Contract (what every node relies on):
 
 - Records are applied strictly in offset order; applying offset ``n`` asserts
-  ``n >= next_offset`` first (offsets may skip: a Kafka partition's offsets are not
-  dense, but every reader sees the same gaps).
+  ``n == next_offset`` first (both logs are dense: see :mod:`offsetdb.kafka_log`).
 - Everything one record changes (row versions, unique-index entries, catalog entries,
   the transaction's outcome) and the new ``next_offset`` go into one RocksDB WriteBatch,
   so a crash at any instant leaves either all of it or none, and a restart resumes at
@@ -249,7 +248,7 @@ class Materializer:
         applied = 0
         with self._apply_lock:
             for entry in entries:
-                if entry.offset >= self._next_offset:
+                if entry.offset >= self._next_offset:  # below: applied by apply_appended
                     self._apply_entry(entry)
                     applied += 1
             if applied:
@@ -297,9 +296,9 @@ class Materializer:
     def _apply_entry(self, entry: LogEntry) -> None:
         offset = entry.offset
         try:
-            if offset < self._next_offset:
+            if offset != self._next_offset:
                 raise errors.InternalError(
-                    f"log offset {offset} delivered again: {self._next_offset - 1} is applied"
+                    f"log offset {offset} delivered when {self._next_offset} was expected"
                 )
             expected = self._expected.pop(entry.value, None) if self._expected else None
             if expected is not None:
@@ -680,8 +679,13 @@ class Materializer:
         start = max(0, end - self.window.size - 1)
         offset = start
         while offset < end:
-            # A shared log may need a round trip before the first records arrive.
-            entries = self._log.read(offset, min(1000, end - offset), timeout=30)
+            # A shared log may need a round trip before the first records arrive, and a
+            # read that met a hole returns nothing and seeks back: try again.
+            entries: list[LogEntry] = []
+            for _ in range(5):
+                entries = self._log.read(offset, min(1000, end - offset), timeout=30)
+                if entries:
+                    break
             if not entries:
                 raise errors.InternalError(
                     f"the log ends at {offset} but state was applied up to {end - 1}"

@@ -3,12 +3,12 @@
 A database has exactly one log. Its backends (embedded RocksDB, Kafka) share these
 observable semantics, which everything above relies on:
 
-- ``append`` is durable when it returns: the records get increasing offsets, in the
-  order given, and survive a crash of the process (embedded: one atomic WriteBatch,
-  offsets dense from 0; Kafka: acknowledged by the in-sync replicas, offsets as the
-  delivery reports name them, which may skip numbers).
-- ``read`` returns records in offset order, from the first at or after the offset asked
-  for; every reader sees the same record at the same offset, and the same gaps, forever.
+- ``append`` is durable when it returns: the records get consecutive offsets, dense
+  from 0, in the order given, and survive a crash of the process (embedded: one atomic
+  WriteBatch; Kafka: acknowledged by the in-sync replicas, offsets as the delivery
+  reports name them).
+- ``read`` returns records in offset order, starting exactly at the offset asked for,
+  with no holes; every reader sees the same record at the same offset, forever.
 - Offsets are the only clock. Nothing relies on broker watermarks or time indexes.
 """
 
