@@ -122,6 +122,9 @@ def test_nodes_agree_on_every_decision_under_concurrent_writers_and_kill_9(
     def kill(proc: subprocess.Popen[str]) -> set[int]:
         os.kill(proc.pid, signal.SIGKILL)
         out, err = proc.communicate()
+        # Kept for a post-mortem: the node's warnings (e.g. re-reads at a hole).
+        with (tmp_path / "nodes.stderr").open("a") as log:
+            log.write(err)
         assert proc.returncode == -signal.SIGKILL, err
         return {int(p[2]) for p in (line.split() for line in out.splitlines()) if p[:2] == ["ack", "insert"]}
 
