@@ -158,21 +158,7 @@ class KafkaLog:
         self._append_lock = threading.Lock()
         self._producer = self._new_producer()
         self._read_lock = threading.Lock()
-        self._consumer = Consumer(
-            {
-                # Apache Kafka answers a fetch as soon as a record arrives, so the wait
-                # bounds only idle polling; a broker that holds fetches for the whole wait
-                # (Tansu) needs it lowered (docs/kafka-compatibility.md).
-                "fetch.wait.max.ms": 100,
-                **_for_client(self._common, "consumer"),
-                # Required by the client, never joined: the partition is assigned directly.
-                "group.id": f"offsetdb-node-{uuid.uuid4().hex}",
-                "enable.auto.offset.store": False,
-                "enable.partition.eof": True,
-                "auto.offset.reset": "error",
-                **_CONSUMER_FIXED,
-            }
-        )
+        self._consumer = self._new_consumer()
         self._position: int | None = None
         self._holes = 0  # consecutive reads that met a hole (see _contiguous)
         self._known_end = 0
@@ -235,6 +221,24 @@ class KafkaLog:
         )
 
     # --- appending ----------------------------------------------------------------------
+
+    def _new_consumer(self) -> Consumer:
+        """A reader of the log partition; assigned (never joined to a group) on first read."""
+        return Consumer(
+            {
+                # Apache Kafka answers a fetch as soon as a record arrives, so the wait
+                # bounds only idle polling; a broker that holds fetches for the whole wait
+                # (Tansu) needs it lowered (docs/kafka-compatibility.md).
+                "fetch.wait.max.ms": 100,
+                **_for_client(self._common, "consumer"),
+                # Required by the client, never joined: the partition is assigned directly.
+                "group.id": f"offsetdb-node-{uuid.uuid4().hex}",
+                "enable.auto.offset.store": False,
+                "enable.partition.eof": True,
+                "auto.offset.reset": "error",
+                **_CONSUMER_FIXED,
+            }
+        )
 
     def _new_producer(self) -> Producer:
         timeout_ms = int(self._timeout * 1000)
@@ -375,7 +379,16 @@ class KafkaLog:
                 "was truncated by retention, or the topic was recreated; this replica cannot "
                 "follow it (rebuild it from an empty data directory)"
             )
-        if error.fatal() or error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
+        if error.fatal():
+            # A fatal error leaves this client unusable; a new one picks up at the
+            # applied offset on the next read, as after a restart.
+            self._consumer.close()
+            self._consumer = self._new_consumer()
+            self._position = None
+            raise errors.ConnectionFailure(
+                f"reading {self.topic} failed: {error.str()} (reading again with a new client)"
+            )
+        if error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
             raise errors.ConnectionFailure(f"reading {self.topic} failed: {error.str()}")
         # Transient (broker unreachable, leader moving): the client retries by itself.
         logger.warning("reading %s: %s (retrying)", self.topic, error.str())
