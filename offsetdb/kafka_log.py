@@ -222,24 +222,6 @@ class KafkaLog:
 
     # --- appending ----------------------------------------------------------------------
 
-    def _new_consumer(self) -> Consumer:
-        """A reader of the log partition; assigned (never joined to a group) on first read."""
-        return Consumer(
-            {
-                # Apache Kafka answers a fetch as soon as a record arrives, so the wait
-                # bounds only idle polling; a broker that holds fetches for the whole wait
-                # (Tansu) needs it lowered (docs/kafka-compatibility.md).
-                "fetch.wait.max.ms": 100,
-                **_for_client(self._common, "consumer"),
-                # Required by the client, never joined: the partition is assigned directly.
-                "group.id": f"offsetdb-node-{uuid.uuid4().hex}",
-                "enable.auto.offset.store": False,
-                "enable.partition.eof": True,
-                "auto.offset.reset": "error",
-                **_CONSUMER_FIXED,
-            }
-        )
-
     def _new_producer(self) -> Producer:
         timeout_ms = int(self._timeout * 1000)
         return Producer(
@@ -309,6 +291,24 @@ class KafkaLog:
             return done
 
     # --- reading ------------------------------------------------------------------------
+
+    def _new_consumer(self) -> Consumer:
+        """A reader of the log partition; assigned (never joined to a group) on first read."""
+        return Consumer(
+            {
+                # Apache Kafka answers a fetch as soon as a record arrives, so the wait
+                # bounds only idle polling; a broker that holds fetches for the whole wait
+                # (Tansu) needs it lowered (docs/kafka-compatibility.md).
+                "fetch.wait.max.ms": 100,
+                **_for_client(self._common, "consumer"),
+                # Required by the client, never joined: the partition is assigned directly.
+                "group.id": f"offsetdb-node-{uuid.uuid4().hex}",
+                "enable.auto.offset.store": False,
+                "enable.partition.eof": True,
+                "auto.offset.reset": "error",
+                **_CONSUMER_FIXED,
+            }
+        )
 
     def read(self, start: int, max_records: int, timeout: float) -> list[LogEntry]:
         """Records from offset ``start`` on (the first at or after it), waiting up to ``timeout``."""

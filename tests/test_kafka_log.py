@@ -45,11 +45,11 @@ def test_fatal_read_error_replaces_the_client_and_reading_resumes_where_it_was(
 ) -> None:
     log.append([b"a", b"b", b"c"])
     assert read_all(log, 0, 2) == [(0, b"a"), (1, b"b")]
-    broken = log._consumer  # noqa: SLF001 - the client a fatal error makes unusable
+    broken = log._consumer
 
     with pytest.raises(errors.ConnectionFailure, match="new client"):
-        log._read_failed(KafkaError(KafkaError._FATAL, "injected", fatal=True))  # noqa: SLF001
+        log._read_failed(KafkaError(KafkaError._FATAL, "injected", fatal=True))
 
-    assert log._consumer is not broken  # noqa: SLF001
+    assert log._consumer is not broken
     log.append([b"d"])
     assert read_all(log, 2, 4) == [(2, b"c"), (3, b"d")]
