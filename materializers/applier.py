@@ -16,7 +16,9 @@ Contract (what every node relies on):
 
 from __future__ import annotations
 
+import logging
 import marshal
+import os
 import threading
 import time
 from collections import OrderedDict
@@ -48,7 +50,32 @@ from offsetdb.materializers.gc import GarbageCollector, SnapshotRegistry
 from offsetdb.schemas.codec import decode_images, decode_log_record
 from offsetdb.store import Store
 
+_log = logging.getLogger(__name__)
+
 NEXT_OFFSET_KEY = b"next_offset"
+# Test-only: certification checks to skip ("read-write", "write-write"), so that the
+# history checker can be shown to catch the anomalies certification exists to prevent.
+# Never set it on a database you care about: skipped checks commit anomalies for good.
+UNSAFE_SKIP_CHECKS_ENV = "OFFSETDB_UNSAFE_SKIP_CERTIFICATION"
+_SKIPPABLE_CHECKS = frozenset({"read-write", "write-write"})
+
+
+def _skipped_checks() -> frozenset[str]:
+    """The checks the test-only switch turns off; unknown names are refused."""
+    raw = os.environ.get(UNSAFE_SKIP_CHECKS_ENV, "")
+    skipped = frozenset(part.strip() for part in raw.split(",") if part.strip())
+    unknown = skipped - _SKIPPABLE_CHECKS
+    if unknown:
+        raise errors.InterfaceError(
+            f"{UNSAFE_SKIP_CHECKS_ENV} names unknown checks {sorted(unknown)}; "
+            f"known: {sorted(_SKIPPABLE_CHECKS)}"
+        )
+    if skipped:
+        _log.warning(
+            "certification is weakened (%s skipped) by %s: this node can commit anomalies",
+            ", ".join(sorted(skipped)), UNSAFE_SKIP_CHECKS_ENV,
+        )
+    return skipped
 SETTINGS_KEY = b"log_settings"  # the DatabaseSettings record that holds, once applied
 
 
@@ -150,6 +177,7 @@ class Materializer:
         self._rows: mvcc.PointReader
         self._uniques: mvcc.PointReader
         self._progress = progress
+        self._skipped_checks = _skipped_checks()
         stored = store.meta.get(NEXT_OFFSET_KEY)
         # The next offset to apply, i.e. the last applied offset + 1 (bytewax's convention).
         self._next_offset: int = U64.unpack(stored)[0] if stored is not None else 0
@@ -376,7 +404,7 @@ class Materializer:
                     f"transaction read at offset {snapshot}, more than "
                     f"{self.window.size} offsets before its commit at {offset}; retry it"
                 )
-            if txn["isolation"] == "SERIALIZABLE":
+            if txn["isolation"] == "SERIALIZABLE" and "read-write" not in self._skipped_checks:
                 self._certify_reads(snapshot, txn)
             self._certify_writes(snapshot, offset, groups)
         except errors.Error as e:
@@ -543,7 +571,7 @@ class Materializer:
                         f'duplicate key value violates primary key of "{table.name}": '
                         f"{describe_key(self._key_columns(table), key)} already exists"
                     )
-                if written_at > snapshot:
+                if written_at > snapshot and "write-write" not in self._skipped_checks:
                     raise self._ww_conflict(table, key, written_at)
                 if op != "INSERT" and value is None:
                     raise self._ww_conflict(table, key, written_at)
