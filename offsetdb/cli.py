@@ -18,6 +18,9 @@ standard output, errors to standard error as ``ERROR <sqlstate>: <message>``.
 
 ``offsetdb node --db kafka://... --data-dir DIR`` keeps a replica warm without a prompt
 and logs its lag.
+
+``offsetdb demo [TARGET]`` runs the online-shop example (:mod:`offsetdb.examples.orders`):
+concurrent order transactions on a fresh database, then a verification of its invariants.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import logging
 import os
 import signal
 import sys
+import tempfile
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -405,6 +409,51 @@ def _run_node(args: argparse.Namespace) -> int:
 
 
 register("node", "run a headless node: keep a replica of a Kafka database warm and log its lag", _configure_node, _run_node)
+
+
+# --- offsetdb demo -------------------------------------------------------------------------
+
+
+def _configure_demo(parser: argparse.ArgumentParser) -> None:
+    from offsetdb.examples import orders
+
+    parser.add_argument(
+        "database",
+        nargs="?",
+        metavar="TARGET",
+        help="an empty data directory or a kafka://host:port/db URL (default: a fresh temporary directory)",
+    )
+    _add_database_options(parser)
+    orders.add_arguments(parser)
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    """Run the online-shop example (examples/orders.py): concurrent orders, then verification."""
+    from offsetdb.examples import orders
+
+    try:
+        sizes = orders.sizes_from_args(args)
+    except ValueError as exc:
+        sys.stderr.write(f"offsetdb demo: {exc}\n")
+        return 2
+    target = args.database
+    if target is None and args.config is None:
+        target = tempfile.mkdtemp(prefix="offsetdb-demo-")
+    where = target or f"the database of {args.config}"
+    try:
+        report = orders.run(lambda: _connect(args, target, autocommit=False), sizes, where=where)
+    except errors.Error as exc:
+        _print_error(exc)
+        return 1
+    return 0 if report.ok else 1
+
+
+register(
+    "demo",
+    "run the online-shop example: concurrent order transactions, conflict retries, then a verification",
+    _configure_demo,
+    _run_demo,
+)
 
 
 if __name__ == "__main__":
