@@ -42,6 +42,10 @@ class Engine(Protocol):
     """A database under test."""
 
     name: str
+    # The statement opening an explicit read-modify-write transaction (``contention``).
+    begin_read_write: str
+    # What :meth:`is_retryable` accepts, in words, recorded with the results.
+    retry_on: str
 
     def settings(self) -> dict[str, Any]:
         """Version and settings, recorded with the results."""
@@ -92,6 +96,10 @@ class OffsetdbEngine:
     would pay the opening of a new node's idempotent producer (its ProducerId request,
     0.5-1 s with librdkafka), which no steady-state commit pays.
     """
+
+    # Optimistic: reads never wait; certification decides at COMMIT.
+    begin_read_write = "BEGIN"
+    retry_on = "SQLSTATE 40001 (offsetdb.errors.SerializationFailure)"
 
     def __init__(
         self,
@@ -228,6 +236,11 @@ class Sqlite3Engine:
     """
 
     name = "sqlite3"
+    # The write lock at BEGIN, as SQLite advises for read-modify-write: a deferred
+    # transaction that reads first would fail its first write with SQLITE_BUSY whenever
+    # another writer committed since its read began, whatever rows either touched.
+    begin_read_write = "BEGIN IMMEDIATE"
+    retry_on = "SQLITE_BUSY past busy_timeout ('database is locked')"
 
     def __init__(self, busy_timeout_ms: int = 10_000) -> None:
         self.busy_timeout_ms = busy_timeout_ms

@@ -17,7 +17,10 @@ class Result:
     ``throughput`` is ``ops`` per second of ``seconds`` (wall time of the timed part),
     except for scans, where it counts table rows scanned per second. The latencies are
     of one operation as ``latency_of`` says (a commit, a select, a batch, a query).
-    ``check`` is a value both engines must agree on (a count), compared in the report;
+    ``check`` is a value both engines must agree on (a count), compared in the report,
+    and ``expected``, when set, the value it must have (``contention``: twice the commits);
+    ``point`` names the point of a curve the result is (``"hot_keys=100"``): results
+    compare with the baseline's at the same point;
     ``error`` is set, and the numbers are zero, when the workload failed; ``skipped``
     says why a workload does not apply to an engine (the numbers are zero then too).
     ``details`` holds further figures of the workload (e.g. the minimum and maximum).
@@ -34,6 +37,8 @@ class Result:
     latency_of: str = ""
     params: dict[str, Any] = field(default_factory=dict)
     check: Any = None
+    expected: Any = None
+    point: str | None = None
     retries: int = 0
     error: str | None = None
     skipped: str | None = None

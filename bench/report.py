@@ -41,30 +41,53 @@ TARGETS: dict[str, Target] = {
 }
 
 
+# Workloads measured as a curve (one result per point), shown in a table of their own.
+CONTENTION = "contention"
+
+
 def ratio(results: Sequence[Result], result: Result) -> float | None:
-    """``result``'s throughput over the baseline engine's on the same workload."""
+    """``result``'s throughput over the baseline engine's on the same workload and point."""
     if result.engine == BASELINE or result.error is not None or result.skipped is not None:
         return None
     for other in results:
-        same_workload = other.workload == result.workload and other.engine == BASELINE
+        same_workload = (
+            other.workload == result.workload
+            and other.point == result.point
+            and other.engine == BASELINE
+        )
         if same_workload and other.error is None and other.throughput > 0:
             return result.throughput / other.throughput
     return None
 
 
+def _name(result: Result) -> str:
+    return result.workload if result.point is None else f"{result.workload} ({result.point})"
+
+
 def check_mismatches(results: Sequence[Result]) -> list[str]:
-    """Workloads where the engines disagree on the checked answer (a count, an average)."""
+    """Where a checked answer (a count, an average, a sum) is not what it must be.
+
+    Engines must agree on each workload (and point); a result with an ``expected``
+    value (which may differ between engines, as their sizes may) must equal that instead.
+    """
     problems = []
-    by_workload: dict[str, list[Result]] = {}
+    by_workload: dict[tuple[str, str | None], list[Result]] = {}
     for result in results:
-        if result.error is None and result.check is not None:
-            by_workload.setdefault(result.workload, []).append(result)
-    for workload, group in by_workload.items():
+        if result.error is not None or result.check is None:
+            continue
+        if result.expected is None:
+            by_workload.setdefault((result.workload, result.point), []).append(result)
+        elif not _same(result.check, result.expected):
+            problems.append(
+                f"{_name(result)}: {result.engine} gave {result.check!r}, "
+                f"expected {result.expected!r}"
+            )
+    for group in by_workload.values():
         first = group[0]
         for other in group[1:]:
             if not _same(first.check, other.check):
                 problems.append(
-                    f"{workload}: {first.engine} gave {first.check!r}, "
+                    f"{_name(first)}: {first.engine} gave {first.check!r}, "
                     f"{other.engine} gave {other.check!r}"
                 )
     return problems
@@ -90,8 +113,33 @@ def _workload_label(result: Result) -> str:
     )
 
 
+def _align(headers: Sequence[str], rows: list[list[str]], right: set[int]) -> str:
+    widths = [
+        max([len(h)] + [len(row[c]) for row in rows if len(row[c]) < 60])
+        for c, h in enumerate(headers)
+    ]
+
+    def line(cells: Sequence[str]) -> str:
+        parts = [
+            cell.rjust(widths[c]) if c in right else cell.ljust(widths[c])
+            for c, cell in enumerate(cells)
+        ]
+        return "  ".join(parts).rstrip()
+
+    out = [line(headers), "  ".join("-" * w for w in widths)]
+    out += [line(row) for row in rows]
+    return "\n".join(out) + "\n"
+
+
 def render_table(results: Sequence[Result]) -> str:
-    """The results as an aligned text table, one row per workload and engine."""
+    """The results as an aligned text table, one row per workload and engine.
+
+    The ``contention`` curve is left to :func:`render_contention_table`; with nothing
+    else to show, the table is empty.
+    """
+    results = [r for r in results if r.workload != CONTENTION]
+    if not results:
+        return ""
     headers = [
         "workload",
         "engine",
@@ -133,21 +181,69 @@ def render_table(results: Sequence[Result]) -> str:
                 ("yes" if target.met(result) else "no") if target else "",
             ]
         )
-    widths = [
-        max([len(h)] + [len(row[c]) for row in rows if len(row[c]) < 60])
-        for c, h in enumerate(headers)
+    return _align(headers, rows, right)
+
+
+def render_contention_table(results: Sequence[Result]) -> str:
+    """The ``contention`` curve: one row per hot-key count and engine, empty if none.
+
+    Rows are grouped by hot-key count, largest first as run, engines in run order.
+    """
+    curve = [r for r in results if r.workload == CONTENTION]
+    if not curve:
+        return ""
+    points = list(dict.fromkeys(r.point for r in curve))
+    curve.sort(key=lambda r: points.index(r.point))
+    headers = [
+        "hot keys",
+        "engine",
+        "commits/s",
+        "aborts",
+        "attempts",
+        "abort rate",
+        "p50 ms",
+        "p99 ms",
+        f"vs {BASELINE}",
     ]
-
-    def line(cells: Sequence[str]) -> str:
-        parts = [
-            cell.rjust(widths[c]) if c in right else cell.ljust(widths[c])
-            for c, cell in enumerate(cells)
-        ]
-        return "  ".join(parts).rstrip()
-
-    out = [line(headers), "  ".join("-" * w for w in widths)]
-    out += [line(row) for row in rows]
-    return "\n".join(out) + "\n"
+    rows: list[list[str]] = []
+    for result in curve:
+        hot = result.params.get("hot_keys")
+        hot_text = f"{hot:,}" if isinstance(hot, int) else str(result.point)
+        if result.error is not None or result.skipped is not None:
+            problem = f"ERROR: {result.error}" if result.error is not None else str(result.skipped)
+            rows.append([hot_text, result.engine, problem] + [""] * 6)
+            continue
+        details = result.details
+        r = ratio(results, result)
+        rows.append(
+            [
+                hot_text,
+                result.engine,
+                f"{result.throughput:,.0f}",
+                f"{details['aborts']:,}",
+                f"{details['attempts']:,}",
+                f"{details['abort_rate']:.1%}",
+                f"{result.p50_ms:.3f}",
+                f"{result.p99_ms:.3f}",
+                "" if r is None else f"{r:.2f}x",
+            ]
+        )
+    sized = {r.engine: r.params["commits"] for r in curve if "commits" in r.params}
+    threads = next((r.params["threads"] for r in curve if "threads" in r.params), None)
+    if len(set(sized.values())) == 1:
+        sizes = f"{next(iter(sized.values())):,}"
+    else:
+        sizes = ", ".join(f"{commits:,} on {engine}" for engine, commits in sized.items())
+    title = f"contention: {threads} threads; commits per point: {sizes}" if sized else ""
+    begins = dict.fromkeys(
+        f"{r.engine} {r.params['begin']}, retried on {r.params['retry_on']}"
+        for r in curve
+        if "begin" in r.params
+    )
+    out = (title + "\n" if title else "") + _align(headers, rows, {0, 2, 3, 4, 5, 6, 7, 8})
+    if begins:
+        out += "transactions: " + "; ".join(begins) + "\n"
+    return out
 
 
 def render_notes(results: Sequence[Result]) -> str:
@@ -157,7 +253,7 @@ def render_notes(results: Sequence[Result]) -> str:
         if result.latency_of and result.workload not in seen:
             seen[result.workload] = result.latency_of
     lines = ["latency is per:"] + [f"  {w}: {what}" for w, what in seen.items()]
-    retried = [r for r in results if r.retries]
+    retried = [r for r in results if r.retries and r.workload != CONTENTION]  # in its table
     for result in retried:
         lines.append(f"{result.workload} on {result.engine}: {result.retries} retried operations")
     mismatches = check_mismatches(results)
@@ -177,6 +273,7 @@ def to_json(results: Sequence[Result], meta: dict[str, Any]) -> dict[str, Any]:
             comparisons.append(
                 {
                     "workload": result.workload,
+                    "point": result.point,
                     "engine": result.engine,
                     "baseline": BASELINE,
                     "throughput_ratio": r,

@@ -17,7 +17,13 @@ from pathlib import Path
 from bench.brokers import KafkaBackend, named_broker, start_broker
 from bench.engines import DEFAULT_ENGINES, ENGINE_NAMES, KAFKA_ENGINE, build_engines
 from bench.measure import Result
-from bench.report import render_notes, render_table, to_json, write_json
+from bench.report import (
+    render_contention_table,
+    render_notes,
+    render_table,
+    to_json,
+    write_json,
+)
 from bench.workloads import WORKLOADS, EngineRun, Sizes
 
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "latest.json"
@@ -26,6 +32,9 @@ DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "latest.json"
 # two nodes fetching (visibility) the knee comes sooner.
 TANSU_LOG_RECORDS = 1_000
 TANSU_LOG_RECORDS_TWO_NODES = 500
+# contention's commits per point on Kafka beyond which its log (every attempt is a
+# record) passes that knee by far at few hot keys.
+TANSU_CONTENTION_COMMITS = 500
 
 
 def _positive(text: str) -> int:
@@ -33,6 +42,16 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
     return value
+
+
+def _hot_keys(text: str) -> tuple[int, ...]:
+    try:
+        counts = tuple(_positive(item.strip()) for item in text.split(",") if item.strip())
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected counts like 10000,100,1: {exc}") from exc
+    if not counts:
+        raise argparse.ArgumentTypeError("expected at least one hot-key count")
+    return counts
 
 
 def _setting(text: str) -> tuple[str, str]:
@@ -69,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--threads",
         type=_positive,
         default=defaults.threads,
-        help="threads of autocommit_mt (default: %(default)s)",
+        help="threads of autocommit_mt and contention (default: %(default)s)",
     )
     parser.add_argument(
         "--selects",
@@ -100,6 +119,27 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive,
         default=defaults.visibility_syncs,
         help="sync() strong reads timed on node B in the visibility workload (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--hot-keys",
+        type=_hot_keys,
+        default=defaults.hot_keys,
+        metavar="N[,N]",
+        help="the hot-key counts of the contention curve, one fresh database each "
+        f"(default: {','.join(str(n) for n in defaults.hot_keys)})",
+    )
+    parser.add_argument(
+        "--contention-commits",
+        type=_positive,
+        default=defaults.contention_commits,
+        help="committed transactions per point of the contention curve (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--contention-kafka-commits",
+        type=_positive,
+        default=defaults.contention_kafka_commits,
+        help=f"the same for {KAFKA_ENGINE}, where every attempt is a log record "
+        "(default: %(default)s)",
     )
     parser.add_argument(
         "--only",
@@ -178,12 +218,18 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
 
 
 def _summary(result: Result) -> str:
+    name = result.workload
+    if result.point is not None:
+        name += f" {result.point.partition('=')[2]}"  # contention 100: its hot keys
     if result.skipped is not None:
-        return f"  {result.workload:<17} {result.engine:<14} {result.skipped}"
-    return (
-        f"  {result.workload:<17} {result.engine:<14} {result.throughput:>14,.0f} "
+        return f"  {name:<17} {result.engine:<14} {result.skipped}"
+    line = (
+        f"  {name:<17} {result.engine:<14} {result.throughput:>14,.0f} "
         f"{result.unit:<10} p50 {result.p50_ms:8.3f} ms  p99 {result.p99_ms:8.3f} ms"
     )
+    if "abort_rate" in result.details:
+        line += f"  aborts {result.details['abort_rate']:.1%}"
+    return line
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -204,6 +250,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         seed=args.seed,
         visibility_commits=args.visibility_commits,
         visibility_syncs=args.visibility_syncs,
+        hot_keys=args.hot_keys,
+        contention_commits=args.contention_commits,
+        contention_kafka_commits=args.contention_kafka_commits,
     )
     if args.tmpdir is not None:
         args.tmpdir.mkdir(parents=True, exist_ok=True)
@@ -238,7 +287,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"offsetdb bench: {sizes.rows:,} rows loaded in batches of {sizes.batch:,} rows per commit; "
             f"{sizes.commits:,} autocommit INSERTs per run (1 and {sizes.threads} threads); "
             f"{sizes.selects:,} point selects; {sizes.scans} filtered scans; "
-            f"visibility: {sizes.visibility_commits:,} commits, {sizes.visibility_syncs:,} syncs",
+            f"visibility: {sizes.visibility_commits:,} commits, {sizes.visibility_syncs:,} syncs; "
+            f"contention: {sizes.contention_commits:,} commits per point "
+            f"({sizes.contention_kafka_commits:,} on {KAFKA_ENGINE}), {sizes.threads} threads, "
+            f"hot keys {', '.join(f'{n:,}' for n in sizes.hot_keys)}",
             flush=True,
         )
         if kafka is not None:
@@ -260,6 +312,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                     f"{TANSU_LOG_RECORDS:,} commits in one database ({TANSU_LOG_RECORDS_TWO_NODES:,} "
                     f"for visibility's two nodes; here {sizes.commits:,} and {visibility_log:,}) "
                     "the figures measure Tansu more than offsetdb (see bench/README.md)",
+                    flush=True,
+                )
+            # Aborted attempts are log records too: at one hot key 8 threads make four or
+            # five attempts per commit (bench/README.md).
+            if (
+                kafka.kind.startswith("Tansu")
+                and "contention" in selected
+                and sizes.contention_kafka_commits > TANSU_CONTENTION_COMMITS
+            ):
+                print(
+                    "note: contention appends every attempt, aborted or not; at few hot keys "
+                    f"{sizes.contention_kafka_commits:,} commits per point make several times "
+                    f"as many records, past the ~{TANSU_LOG_RECORDS:,} where Tansu slows down "
+                    "(see bench/README.md)",
                     flush=True,
                 )
         for workload in WORKLOADS:
@@ -304,8 +370,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if previous_handler is not None:
             signal.signal(signal.SIGTERM, previous_handler)
 
-    print()
-    print(render_table(results), end="")
+    table = render_table(results)
+    if table:
+        print()
+        print(table, end="")
+    curve = render_contention_table(results)
+    if curve:
+        print()
+        print(curve, end="")
     print()
     print(render_notes(results), end="")
     meta = {

@@ -22,6 +22,10 @@ so both engines see the same data and the same operations in the same order.
 - ``visibility`` (engines with several nodes: ``offsetdb-kafka``): node A commits
   single-row INSERTs, node B in another process notes when each becomes visible there,
   then times strong reads (``sync()``); see :mod:`bench.visibility`.
+- ``contention``: N threads run 2-row read-modify-write transactions (read two
+  counters, update both, commit; retried from the start on 40001) over 10,000 ... 1 hot
+  rows, one result per hot-key count; commits/s, aborts / attempts, latency of one
+  committed transaction with its retries; see :mod:`bench.contention`.
 
 The loaded table of ``point_select`` and ``filtered_scan`` is the one ``bulk_load`` made,
 or, when ``bulk_load`` is not selected, one loaded the same way without timing.
@@ -70,6 +74,13 @@ class Sizes:
     # per-fetch cost is still flat for two nodes (bench/README.md); raise on Apache Kafka.
     visibility_commits: int = 250
     visibility_syncs: int = 250
+    # One fresh database per hot-key count. On Kafka every attempt, aborted ones too, is
+    # a record in the log, and at one hot key 8 threads make about four or five attempts
+    # per commit, so 300 commits keep a point's log near Tansu's ~1,000-record knee
+    # (bench/README.md); the other engines get enough commits for steadier figures.
+    hot_keys: tuple[int, ...] = (10_000, 1_000, 100, 10, 1)
+    contention_commits: int = 2_000
+    contention_kafka_commits: int = 300
 
 
 @dataclass
@@ -403,11 +414,19 @@ def visibility(run: EngineRun, sizes: Sizes) -> list[Result]:
     return run_visibility(run, sizes)
 
 
+def contention(run: EngineRun, sizes: Sizes) -> list[Result]:
+    """Read-modify-write transactions as the hot keys shrink (bench.contention)."""
+    from bench.contention import contention as run_contention
+
+    return run_contention(run, sizes)
+
+
 @dataclass(frozen=True)
 class Workload:
     """A named workload and the function that runs it on one engine.
 
-    ``run`` returns one result, or several (``visibility`` reports three figures).
+    ``run`` returns one result, or several (``visibility`` reports three figures,
+    ``contention`` one per hot-key count).
     """
 
     name: str
@@ -423,4 +442,7 @@ WORKLOADS: tuple[Workload, ...] = (
     Workload("filtered_scan", "count/avg over a filtered full scan", filtered_scan),
     Workload("join_aggregate", "join to a dimension table, group and sort", join_aggregate),
     Workload("visibility", "commit on node A, visible on node B; sync() on B", visibility),
+    Workload(
+        "contention", "2-row read-modify-write transactions, hot keys 10,000 -> 1", contention
+    ),
 )

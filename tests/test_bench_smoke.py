@@ -1,6 +1,8 @@
 """The bench runs end to end with tiny sizes and reports every workload for every engine.
 
-No timing is asserted: only that each figure exists (and is positive where it must be).
+No timing is asserted: only that each figure exists (and is positive where it must be),
+and that the ``contention`` curve's outcome check (the counters sum to twice the
+commits) passed at every point.
 The Kafka engine runs against the test suite's broker (``kafka_broker``), with the
 client settings it needs exported to the environment (``kafka_settings``), so the bench
 and its node B process inherit them.
@@ -27,6 +29,9 @@ WORKLOADS = {
 }
 ENGINES = {"offsetdb", "sqlite3"}
 VISIBILITY = {"visibility", "visibility_commit", "visibility_sync"}
+HOT_KEYS = (50, 1)
+CONTENTION_COMMITS = 40
+CONTENTION_KAFKA_COMMITS = 20
 TINY = [
     "--rows", "2000",
     "--batch", "500",
@@ -34,6 +39,9 @@ TINY = [
     "--threads", "4",
     "--selects", "200",
     "--scans", "2",
+    "--hot-keys", ",".join(str(n) for n in HOT_KEYS),
+    "--contention-commits", str(CONTENTION_COMMITS),
+    "--contention-kafka-commits", str(CONTENTION_KAFKA_COMMITS),
 ]  # fmt: skip
 
 
@@ -63,9 +71,46 @@ def assert_figures(result: dict[str, Any], key: object) -> None:
     assert result["ops"] > 0, key
 
 
+def assert_contention_curve(
+    document: dict[str, Any], stdout: str, commits_of: dict[str, int]
+) -> None:
+    """One result per engine and hot-key count, every figure there, the outcome check passed."""
+    curve = {
+        (r["details"].get("hot_keys"), r["engine"]): r
+        for r in document["results"]
+        if r["workload"] == "contention"
+    }
+    assert set(curve) == {(h, e) for h in HOT_KEYS for e in commits_of}
+    for (hot_keys, engine), result in curve.items():
+        key = ("contention", hot_keys, engine)
+        assert_figures(result, key)
+        commits = commits_of[engine]
+        assert result["ops"] == commits and result["point"] == f"hot_keys={hot_keys}", key
+        details = result["details"]
+        assert details["aborts"] >= 0 and result["retries"] == details["aborts"], key
+        assert details["attempts"] == commits + details["aborts"], key
+        assert 0 <= details["abort_rate"] < 1, key
+        assert details["rows"] == hot_keys, key
+        # Every committed transfer incremented two counters once each: no lost update.
+        assert result["check"] == result["expected"] == 2 * commits, key
+    assert not [m for m in document["check_mismatches"] if m.startswith("contention")]
+    compared = {
+        (c["point"], c["engine"]) for c in document["comparisons"] if c["workload"] == "contention"
+    }
+    assert compared == {
+        (f"hot_keys={h}", e) for h in HOT_KEYS for e in commits_of if e != "sqlite3"
+    }
+    assert "hot keys" in stdout and "abort rate" in stdout and "BEGIN IMMEDIATE" in stdout
+
+
 def test_bench_reports_every_workload_for_both_engines(tmp_path: Path) -> None:
     completed, document = run_bench(tmp_path)
-    results = {(r["workload"], r["engine"]): r for r in document["results"]}
+    assert_contention_curve(document, completed.stdout, dict.fromkeys(ENGINES, CONTENTION_COMMITS))
+    results = {
+        (r["workload"], r["engine"]): r
+        for r in document["results"]
+        if r["workload"] != "contention"
+    }
     assert set(results) == {(w, e) for w in WORKLOADS | {"visibility"} for e in ENGINES}
     for key, result in results.items():
         if key[0] == "visibility":  # needs two nodes: not applicable to these engines
@@ -73,7 +118,7 @@ def test_bench_reports_every_workload_for_both_engines(tmp_path: Path) -> None:
             continue
         assert_figures(result, key)
     assert document["check_mismatches"] == []
-    assert {c["workload"] for c in document["comparisons"]} == WORKLOADS
+    assert {c["workload"] for c in document["comparisons"]} == WORKLOADS | {"contention"}
     assert all(c["throughput_ratio"] > 0 for c in document["comparisons"])
     assert {t["workload"] for t in document["targets"]} == WORKLOADS - {
         "filtered_scan",
@@ -95,7 +140,16 @@ def test_bench_runs_the_kafka_engine_and_the_visibility_workload(
         "--visibility-commits", str(commits),
         "--visibility-syncs", "10",
     )  # fmt: skip
-    results = {(r["workload"], r["engine"]): r for r in document["results"]}
+    assert_contention_curve(
+        document,
+        completed.stdout,
+        {"offsetdb-kafka": CONTENTION_KAFKA_COMMITS, "sqlite3": CONTENTION_COMMITS},
+    )
+    results = {
+        (r["workload"], r["engine"]): r
+        for r in document["results"]
+        if r["workload"] != "contention"
+    }
     expected = {(w, e) for w in WORKLOADS for e in ("offsetdb-kafka", "sqlite3")}
     expected |= {(w, "offsetdb-kafka") for w in VISIBILITY} | {("visibility", "sqlite3")}
     assert set(results) == expected
@@ -112,7 +166,7 @@ def test_bench_runs_the_kafka_engine_and_the_visibility_workload(
         else:
             assert_figures(result, key)
     assert document["check_mismatches"] == []
-    assert {c["workload"] for c in document["comparisons"]} == WORKLOADS
+    assert {c["workload"] for c in document["comparisons"]} == WORKLOADS | {"contention"}
     assert all(c["engine"] == "offsetdb-kafka" for c in document["comparisons"])
     kafka = document["meta"]["kafka"]
     assert kafka["bootstrap"] == kafka_broker.bootstrap and not kafka["started_by_bench"]
