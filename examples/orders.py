@@ -38,7 +38,7 @@ from contextlib import closing
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import Enum
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import offsetdb
 from offsetdb import errors
@@ -210,9 +210,9 @@ def place_order(conn: Connection, order: Order) -> Outcome:
     """
     cur = conn.cursor()
     cur.execute("SELECT stock, price FROM products WHERE id = ?", (order.product_id,))
-    stock, price = cur.fetchone()
+    [(stock, price)] = cur.fetchall()  # one row: id is the primary key
     cur.execute("SELECT balance FROM customers WHERE id = ?", (order.customer_id,))
-    (balance,) = cur.fetchone()
+    [(balance,)] = cur.fetchall()
     total = price * order.quantity  # Decimal: NUMERIC values come back exact
     if stock < order.quantity:
         conn.rollback()
@@ -329,19 +329,23 @@ def verify(conn: Connection, shop: Shop, committed: int) -> list[Check]:
     read-only transaction, so they all see the same snapshot.
     """
     cur = conn.cursor()
-    negative_stock = cur.execute("SELECT count(*) FROM products WHERE stock < 0").fetchone()[0]
-    negative_balance = cur.execute("SELECT count(*) FROM customers WHERE balance < 0").fetchone()[0]
-    stock = dict(cur.execute("SELECT id, stock FROM products").fetchall())
-    sold = dict(
-        cur.execute("SELECT product_id, sum(quantity) FROM orders GROUP BY product_id").fetchall()
-    )
-    balance = dict(cur.execute("SELECT id, balance FROM customers").fetchall())
-    spent = dict(
-        cur.execute("SELECT customer_id, sum(total) FROM orders GROUP BY customer_id").fetchall()
-    )
-    total_balance = cur.execute("SELECT coalesce(sum(balance), 0) FROM customers").fetchone()[0]
-    total_charged = cur.execute("SELECT coalesce(sum(total), 0) FROM orders").fetchone()[0]
-    order_rows = cur.execute("SELECT count(*) FROM orders").fetchone()[0]
+
+    def value(sql: str) -> Any:
+        [(result,)] = cur.execute(sql).fetchall()
+        return result
+
+    def pairs(sql: str) -> dict[Any, Any]:
+        return dict(cur.execute(sql).fetchall())
+
+    negative_stock = value("SELECT count(*) FROM products WHERE stock < 0")
+    negative_balance = value("SELECT count(*) FROM customers WHERE balance < 0")
+    stock = pairs("SELECT id, stock FROM products")
+    sold = pairs("SELECT product_id, sum(quantity) FROM orders GROUP BY product_id")
+    balance = pairs("SELECT id, balance FROM customers")
+    spent = pairs("SELECT customer_id, sum(total) FROM orders GROUP BY customer_id")
+    total_balance = value("SELECT coalesce(sum(balance), 0) FROM customers")
+    total_charged = value("SELECT coalesce(sum(total), 0) FROM orders")
+    order_rows = value("SELECT count(*) FROM orders")
     conn.rollback()
 
     stock_off = [p.id for p in shop.products if stock.get(p.id, -1) + sold.get(p.id, 0) != p.stock]
