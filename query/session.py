@@ -165,6 +165,8 @@ class Session:
 
     def _set_isolation(self, statement: Statement) -> Result:
         level = statement.isolation
+        if level is None:
+            return Result([], [], -1, "SET")  # only modes that change nothing (READ WRITE)
         if level not in ISOLATION_LEVELS:
             raise errors.not_supported(f"isolation level {level}")
         if self._txn is not None:
