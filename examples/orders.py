@@ -112,7 +112,7 @@ class Order:
 class Sizes:
     """How big a run is. The defaults take a few seconds on the embedded backend."""
 
-    orders: int = 2000
+    orders: int = 3000
     clients: int = 4
     products: int = 20
     customers: int = 50
