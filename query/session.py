@@ -8,8 +8,9 @@ A session runs each statement in a :class:`~offsetdb.query.transaction.Transacti
 - otherwise (PEP 249's default) the first statement opens a transaction that lasts
   until ``commit()`` / ``rollback()``; a conflict at commit raises SQLSTATE 40001.
 
-As in PostgreSQL, an error inside an explicit transaction aborts it: later statements
-fail with 25P02 until it is rolled back. A transaction's snapshot is taken at its first
+As in PostgreSQL, an error inside an explicit transaction aborts it (a statement that
+does not parse, or a misplaced SET TRANSACTION, too): later statements fail with 25P02
+until it is rolled back. A transaction's snapshot is taken at its first
 statement: the newest applied offset, and never older than the session's own last
 commit (read-your-writes).
 """
@@ -59,7 +60,7 @@ class Session:
 
     def execute(self, sql: str, params: Params = None) -> Result:
         """Run every statement in ``sql``; the result is the last one's."""
-        statements = engine.prepare(sql)
+        statements = self._prepare(sql)
         if not statements:
             return Result([], [], -1, "")
         result = None
@@ -70,15 +71,26 @@ class Session:
 
     def executemany(self, sql: str, seq_of_params: Iterable[Params]) -> int:
         """Run one statement once per parameter set; returns the total rowcount."""
-        statements = engine.prepare(sql)
+        statements = self._prepare(sql)
         if len(statements) != 1:
+            self._fail_open_transaction()
             raise errors.ProgrammingError("executemany takes exactly one statement", "42601")
         statement = statements[0]
         if statement.kind not in (StatementKind.DML, StatementKind.QUERY):
+            self._fail_open_transaction()
             raise errors.ProgrammingError("executemany takes an INSERT, UPDATE or DELETE", "42601")
         # Kept as a list, so that an autocommit retry can run the same parameters again.
         params = seq_of_params if isinstance(seq_of_params, list) else list(seq_of_params)
         return self._run(lambda txn: Result([], [], statement.execute_many(txn, params), "")).rowcount
+
+    def _prepare(self, sql: str) -> list[Statement]:
+        try:
+            return engine.prepare(sql)
+        except errors.Error:
+            # A statement that does not even parse still aborts the open transaction, as
+            # in PostgreSQL: the program's next statements must not commit without it.
+            self._fail_open_transaction()
+            raise
 
     def _execute_one(self, statement: Statement, params: Params) -> Result:
         kind = statement.kind
@@ -94,11 +106,19 @@ class Session:
             return self._set_isolation(statement)
         return self._run(lambda txn: statement.execute(txn, params))
 
-    def _run(self, work: Callable[[Transaction], Result]) -> Result:
+    def _fail_open_transaction(self) -> None:
+        """An error inside a transaction block: only ROLLBACK (or COMMIT) may follow."""
+        if self._block:
+            self._failed = True
+
+    def _check_not_failed(self) -> None:
         if self._failed:
             raise errors.InFailedTransaction(
                 "current transaction is aborted, commands ignored until end of transaction block"
             )
+
+    def _run(self, work: Callable[[Transaction], Result]) -> Result:
+        self._check_not_failed()
         if self._block or not self.autocommit:
             self._block = True
             txn = self._current_txn()
@@ -164,12 +184,14 @@ class Session:
         return Result([], [], -1, "BEGIN")
 
     def _set_isolation(self, statement: Statement) -> Result:
+        self._check_not_failed()
         level = statement.isolation
         if level is None:
             return Result([], [], -1, "SET")  # only modes that change nothing (READ WRITE)
         if level not in ISOLATION_LEVELS:
             raise errors.not_supported(f"isolation level {level}")
         if self._txn is not None:
+            self._fail_open_transaction()
             raise errors.ActiveTransaction(
                 "SET TRANSACTION ISOLATION LEVEL must be called before any query"
             )
