@@ -11,10 +11,12 @@ at the end. One transaction is a transfer-like increment:
 
     BEGIN                      (sqlite3: BEGIN IMMEDIATE, below)
     SELECT n FROM counters WHERE id = a      -- a, b uniform among the hot keys, a != b
-    SELECT n FROM counters WHERE id = b      -- (with one hot key, a = b: read once)
+    SELECT n FROM counters WHERE id = b
     UPDATE counters SET n = <n_a + 1> WHERE id = a
     UPDATE counters SET n = <n_b + 1> WHERE id = b
     COMMIT
+
+(with one hot key, a = b: one SELECT and one UPDATE to ``n + 2``).
 
 The new values are computed by the client from what it read, so a lost update would
 show in the outcome check: after the run the counters must sum to 2 x commits.
@@ -122,7 +124,7 @@ def _outcome(run: EngineRun, target: str) -> tuple[int, int]:
 
 
 def _point(run: EngineRun, sizes: Sizes, hot_keys: int) -> Result:
-    """One point of the curve: ``sizes.contention_commits`` transfers over ``hot_keys`` rows."""
+    """One point of the curve: the engine's number of commits, over ``hot_keys`` rows."""
     engine: Any = run.engine
     threads = sizes.threads
     kafka = getattr(engine, "is_kafka", False)
@@ -237,7 +239,7 @@ def _point(run: EngineRun, sizes: Sizes, hot_keys: int) -> Result:
             "retry_on": engine.retry_on,
         },
         check=counted,
-        expected=2 * total,
+        expected=2 * commits,  # each committed transfer added 1 to two counters
         retries=aborts,
         point=f"hot_keys={hot_keys}",
         details={
