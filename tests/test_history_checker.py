@@ -4,6 +4,7 @@ snapshot-isolated ones."""
 
 from __future__ import annotations
 
+import gc
 import random
 import threading
 from pathlib import Path
@@ -138,6 +139,7 @@ def test_serial_history_reports_nothing() -> None:
     report = check(history)
     assert report.ok, report.summary()
     assert report.kinds() == {}
+    assert gc.isenabled()  # the checker pauses the collector only while it runs
     assert report.transactions == sum(1 for t in history if t.outcome != "fail")
 
 
