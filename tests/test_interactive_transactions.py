@@ -114,9 +114,9 @@ def test_set_transaction_after_the_first_query_fails_with_25001_and_aborts_the_t
     assert caught.value.sqlstate == "25001"
     assert "before any query" in caught.value.message
     # As in PostgreSQL, the failed statement aborted the transaction.
-    with pytest.raises(offsetdb.OperationalError) as caught:
+    with pytest.raises(offsetdb.OperationalError) as aborted:
         run(conn, "SELECT count(*) FROM t")
-    assert caught.value.sqlstate == "25P02"
+    assert aborted.value.sqlstate == "25P02"
     run(conn, "ROLLBACK")
     assert run(conn, "SELECT count(*) FROM t") == [(0,)]
 
@@ -125,9 +125,10 @@ def test_set_transaction_outside_a_transaction_sets_the_session_default(cluster:
     """``SET SESSION CHARACTERISTICS`` does not parse; ``SET TRANSACTION`` with no
     transaction open is how a session changes its default level."""
     pair = SkewPair(cluster)
-    with pytest.raises(offsetdb.NotSupportedError) as caught:
+    with pytest.raises(offsetdb.NotSupportedError) as unsupported:
         run(pair.alice, "SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL SNAPSHOT")
-    assert caught.value.sqlstate == "0A000" and "SET SESSION CHARACTERISTICS" in caught.value.message
+    assert unsupported.value.sqlstate == "0A000"
+    assert "SET SESSION CHARACTERISTICS" in unsupported.value.message
     for conn in (pair.alice, pair.bob):
         run(conn, "SET TRANSACTION ISOLATION LEVEL SNAPSHOT")
     assert pair.both_commit("BEGIN")
@@ -176,7 +177,7 @@ def write_a_bit_of_everything(conn: offsetdb.Connection) -> None:
 AFTER = [(1, "a", 11), (2, "a", 22), (4, "c", 44), (5, "c", 50)]
 
 
-def views(conn: offsetdb.Connection) -> dict[str, list[tuple[Any, ...]]]:
+def views(conn: offsetdb.Connection) -> dict[str, list[Any]]:
     """The table read every way: by key, by key range, by a column range, aggregated."""
     return {
         "all": run(conn, "SELECT * FROM t ORDER BY id"),
@@ -189,7 +190,7 @@ def views(conn: offsetdb.Connection) -> dict[str, list[tuple[Any, ...]]]:
     }
 
 
-def expected_views(rows: list[tuple[Any, ...]]) -> dict[str, list[tuple[Any, ...]]]:
+def expected_views(rows: list[tuple[Any, ...]]) -> dict[str, list[Any]]:
     by_id = {r[0]: r for r in rows}
     groups: dict[str, list[int]] = {}
     for _, grp, v in rows:
@@ -293,20 +294,24 @@ def test_a_conflict_fails_the_commit_not_the_statement_with_40001_naming_table_a
 
 @pytest.mark.parametrize("bad", ["SELEC 1", "SELECT * FROM missing", "INSERT INTO t VALUES ('x')"])
 def test_any_error_inside_a_transaction_aborts_it_until_rollback(cluster: Cluster, bad: str) -> None:
-    conn = cluster.connect(0, autocommit=True)
-    run(conn, "CREATE TABLE t (id INTEGER PRIMARY KEY)")
-    run(conn, "BEGIN")
-    run(conn, "INSERT INTO t VALUES (1)")
-    with pytest.raises(offsetdb.Error) as caught:
-        run(conn, bad)
-    assert caught.value.sqlstate not in ("25P02", "40001")
+    setup = cluster.connect(0, autocommit=True)
+    run(setup, "CREATE TABLE t (id INTEGER PRIMARY KEY)")
+    at_the_prompt, pep_249 = cluster.connect(0, autocommit=True), cluster.connect(0)
+    run(at_the_prompt, "BEGIN")
+    for conn in (at_the_prompt, pep_249):
+        run(conn, "INSERT INTO t VALUES (1)")
+        with pytest.raises(offsetdb.Error) as caught:
+            run(conn, bad)
+        assert caught.value.sqlstate not in ("25P02", "40001")
+        with pytest.raises(offsetdb.OperationalError) as caught:
+            run(conn, "SELECT count(*) FROM t")
+        assert caught.value.sqlstate == "25P02"
     with pytest.raises(offsetdb.OperationalError) as caught:
-        run(conn, "SELECT count(*) FROM t")
+        run(at_the_prompt, "COMMIT")  # it cannot commit: the insert before the error is gone
     assert caught.value.sqlstate == "25P02"
-    with pytest.raises(offsetdb.OperationalError) as caught:
-        run(conn, "COMMIT")  # it cannot commit: the insert before the error is gone
-    assert caught.value.sqlstate == "25P02"
-    assert run(conn, "SELECT count(*) FROM t") == [(0,)]
+    pep_249.rollback()
+    for conn in (at_the_prompt, pep_249):
+        assert run(conn, "SELECT count(*) FROM t") == [(0,)]
 
 
 # --- autocommit retries ---------------------------------------------------------------
@@ -314,7 +319,7 @@ def test_any_error_inside_a_transaction_aborts_it_until_rollback(cluster: Cluste
 
 @contextmanager
 def conflict_before_append(
-    victim: offsetdb.Connection, inject: Callable[[], None], times: int
+    victim: offsetdb.Connection, inject: Callable[[], object], times: int
 ) -> Iterator[list[int]]:
     """Run ``inject`` (a real commit) just before each of the victim's first ``times`` appends.
 
@@ -323,7 +328,8 @@ def conflict_before_append(
     append, exactly as a concurrent writer's would. Yields the list of the victim's
     append attempts (one entry per record it appended).
     """
-    database = victim._database  # type: ignore[attr-defined]
+    database = victim._database
+    assert database is not None
     original = database.writer.append
     attempts: list[int] = []
     injecting = False

@@ -434,28 +434,3 @@ def test_read_only_anomaly_fekete_snapshot_shows_an_impossible_state_serializabl
             assert final == {"checking": -10, "savings": 20}
             assert serial_outcomes(report, final, [deposit, withdraw]) == ["deposit < report < withdraw"]
 
-
-def test_read_only_transaction_never_aborts_whatever_changed_under_it(cluster: Cluster) -> None:
-    """A reader of keys, ranges and aggregates commits even after every row it read changed."""
-    setup(cluster, "CREATE TABLE t (id INTEGER PRIMARY KEY, value INTEGER)",
-          "INSERT INTO t VALUES (1, 10), (2, 20), (3, 30)")
-    for level in LEVELS:
-        reader = begin(cluster.connect(0), level)
-        first = (
-            run(reader, "SELECT value FROM t WHERE id = 2"),
-            run(reader, "SELECT id, value FROM t WHERE value BETWEEN 10 AND 30 ORDER BY id"),
-            run(reader, "SELECT count(*), sum(value) FROM t"),
-        )
-        writer = cluster.connect(1, autocommit=True)
-        run(writer, "UPDATE t SET value = value + 1")
-        run(writer, "INSERT INTO t VALUES (?, 15)", (10 + len(level),))
-        run(writer, "DELETE FROM t WHERE id = 1")
-        cluster.settle()
-        again = (
-            run(reader, "SELECT value FROM t WHERE id = 2"),
-            run(reader, "SELECT id, value FROM t WHERE value BETWEEN 10 AND 30 ORDER BY id"),
-            run(reader, "SELECT count(*), sum(value) FROM t"),
-        )
-        assert again == first
-        reader.commit()
-        assert reader.last_commit_offset is None
