@@ -716,7 +716,10 @@ class Materializer:
                     break
             if not entries:
                 raise errors.InternalError(
-                    f"the log ends at {offset} but state was applied up to {end - 1}"
+                    f"the log gave no record at offset {offset} in 5 reads, but this replica "
+                    f"has applied up to {end - 1}: the log is shorter than the replica (a "
+                    "replica of another log, or a log that lost records), or the broker is "
+                    "not serving it"
                 )
             for entry in entries:
                 body_type, body = _decode_or_reject(entry.value)
