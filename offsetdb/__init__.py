@@ -62,7 +62,12 @@ __all__ = [
 
 
 def connect(
-    target: str, *, autocommit: bool = False, data_dir: str | None = None, **settings: Any
+    target: str,
+    *,
+    autocommit: bool = False,
+    data_dir: str | None = None,
+    isolation_level: str | None = None,
+    **settings: Any,
 ) -> Connection:
     """Open a PEP 249 connection to the database at ``target``.
 
@@ -74,6 +79,8 @@ def connect(
             (an empty one is rebuilt from the log); also accepted as ``?data_dir=``.
         autocommit: commit each statement by itself (retrying conflicts), as at the SQL
             prompt; by default a transaction lasts until ``commit()``.
+        isolation_level: ``"SERIALIZABLE"`` (the default) or ``"SNAPSHOT"``, for the
+            transactions of this connection that name no level (docs/consistency.md).
         settings: :class:`offsetdb.config.Config` fields, applied when this call is the
             one that opens the database in this process.
 
@@ -81,7 +88,10 @@ def connect(
     # The driver lives with the SQL layer; the kernel only hands over to it.
     from offsetdb.query.driver import connect as _connect
 
-    return _connect(target, autocommit=autocommit, data_dir=data_dir, **settings)
+    return _connect(
+        target, autocommit=autocommit, data_dir=data_dir, isolation_level=isolation_level,
+        **settings,
+    )
 
 
 def __getattr__(name: str) -> Any:

@@ -9,6 +9,7 @@ read) and ``statusmessage`` (PostgreSQL's command tag, e.g. ``INSERT 0 1``).
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from offsetdb.kafka_log import parse_url
 from offsetdb.materializers.replay import Digest
 from offsetdb.query.database import Database, ReplicationStatus
 from offsetdb.query.engine import Result
+from offsetdb.query.engine.prepare import ISOLATION_LEVEL_NAMES
 from offsetdb.query.session import Params, Session
 from offsetdb.types import SqlType
 
@@ -122,6 +124,30 @@ class Connection:
         if value and self._session.in_transaction:
             self._session.commit()
         self._session.autocommit = bool(value)
+
+    @property
+    def isolation_level(self) -> str:
+        """The level of this connection's transactions that name none.
+
+        ``"SERIALIZABLE"`` (the default) or ``"SNAPSHOT"``; the weaker names (``"READ
+        COMMITTED"``, ``"REPEATABLE READ"``) are accepted and give SNAPSHOT, as in SQL.
+        """
+        return self._session.default_isolation
+
+    @isolation_level.setter
+    def isolation_level(self, value: str) -> None:
+        self._check_open()
+        level = ISOLATION_LEVEL_NAMES.get(" ".join(str(value).upper().replace("_", " ").split()))
+        if level is None:
+            raise errors.ProgrammingError(
+                f"unknown isolation level {value!r}; use SERIALIZABLE or SNAPSHOT", "22023"
+            )
+        if self._session.snapshot_offset is not None:
+            raise errors.ActiveTransaction(
+                "the isolation level cannot change inside a transaction that has run a query; "
+                "commit or roll back first"
+            )
+        self._session.default_isolation = level
 
     @property
     def last_commit_offset(self) -> int | None:
@@ -330,7 +356,12 @@ class Cursor:
 
 
 def connect(
-    target: str, *, autocommit: bool = False, data_dir: str | None = None, **settings: Any
+    target: str,
+    *,
+    autocommit: bool = False,
+    data_dir: str | None = None,
+    isolation_level: str | None = None,
+    **settings: Any,
 ) -> Connection:
     """Open a connection to the database ``target``.
 
@@ -339,8 +370,24 @@ def connect(
     URL) the directory of this node's replica. ``settings`` are
     :class:`~offsetdb.config.Config` fields (``synchronous``, ``kafka_timeout``,
     ``kafka={...}`` client settings, ...); they apply when this call opens the database.
+    ``isolation_level`` (``"SERIALIZABLE"``, the default, or ``"SNAPSHOT"``) is the
+    level of this connection's transactions that name none (``conn.isolation_level``).
     """
+    known = {f.name for f in dataclasses.fields(Config)}
+    unknown = sorted(set(settings) - known)
+    if unknown:
+        raise errors.InterfaceError(
+            f"unknown connection setting {', '.join(unknown)}; the settings are "
+            f"autocommit, data_dir, isolation_level, {', '.join(sorted(known))}"
+        )
     config = Config(**settings) if settings else None
-    return Connection(target, autocommit=autocommit, config=config, data_dir=data_dir)
+    connection = Connection(target, autocommit=autocommit, config=config, data_dir=data_dir)
+    if isolation_level is not None:
+        try:
+            connection.isolation_level = isolation_level
+        except errors.Error:
+            connection.close()
+            raise
+    return connection
 
 

@@ -156,6 +156,37 @@ def test_set_transaction_before_the_first_statement_of_a_pep_249_connection_sets
     assert not pair.both_commit("BEGIN ISOLATION LEVEL SERIALIZABLE")
 
 
+def test_connection_isolation_level_sets_the_default_of_its_transactions(cluster: Cluster) -> None:
+    pair = SkewPair(cluster)
+    assert pair.alice.isolation_level == "SERIALIZABLE"
+    for conn in (pair.alice, pair.bob):
+        conn.isolation_level = "snapshot"
+    assert pair.alice.isolation_level == "SNAPSHOT"
+    assert pair.both_commit("BEGIN")
+    pair.alice.isolation_level = pair.bob.isolation_level = "REPEATABLE READ"  # runs as SNAPSHOT
+    assert pair.alice.isolation_level == "SNAPSHOT"
+    assert pair.both_commit("BEGIN")
+    with pytest.raises(offsetdb.ProgrammingError) as unknown:
+        pair.alice.isolation_level = "CHAOS"
+    assert unknown.value.sqlstate == "22023" and "CHAOS" in unknown.value.message
+    # Not in the middle of a transaction that has read at its snapshot.
+    run(pair.alice, "BEGIN")
+    run(pair.alice, DOCTORS)
+    with pytest.raises(offsetdb.ProgrammingError) as active:
+        pair.alice.isolation_level = "SERIALIZABLE"
+    assert active.value.sqlstate == "25001"
+    run(pair.alice, "ROLLBACK")
+
+
+def test_connect_takes_the_isolation_level_and_names_unknown_settings(tmp_path: Path) -> None:
+    conn = offsetdb.connect(str(tmp_path / "db"), isolation_level="SNAPSHOT")
+    assert conn.isolation_level == "SNAPSHOT"
+    conn.close()
+    with pytest.raises(offsetdb.InterfaceError) as unknown:
+        offsetdb.connect(str(tmp_path / "db"), isolation="SNAPSHOT")
+    assert "isolation" in unknown.value.message and "isolation_level" in unknown.value.message
+
+
 # --- what a transaction sees -------------------------------------------------------------
 
 SEED = [(1, "a", 10), (2, "a", 20), (3, "b", 30), (4, "b", 40)]

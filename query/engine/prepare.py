@@ -92,7 +92,7 @@ def _text_of(sql: str, tokens: list[Token]) -> str:
     return "".join(parts)
 
 
-_LEVELS = {
+ISOLATION_LEVEL_NAMES = {
     "SERIALIZABLE": "SERIALIZABLE",
     "SNAPSHOT": "SNAPSHOT",
     # weaker levels get snapshot isolation: stronger than asked, as the standard allows
@@ -125,7 +125,7 @@ def _transaction_modes(words: list[str], text: str) -> str | None:
             continue
         if words[i : i + 2] == ["ISOLATION", "LEVEL"]:
             rest = words[i + 2 :]
-            for name, level in _LEVELS.items():
+            for name, level in ISOLATION_LEVEL_NAMES.items():
                 parts = name.split()
                 if rest[: len(parts)] == parts:
                     isolation = level
