@@ -186,6 +186,9 @@ def assert_promises_kept(outcome: Outcome) -> None:
             elif result == "info":
                 unknown[key].append(process)
     assert outcome.claims, "no claim was made"
+    claimants = Counter(key for claims in outcome.claims.values() for key in dict(claims))
+    if len(outcome.claims) > 1:
+        assert max(claimants.values()) > 1, "no key was contested: the race proved nothing"
     for key, processes in winners.items():
         assert len(processes) == 1, f"claim {key} was won by {processes}"
         assert outcome.claim_rows.get(key) == processes[0], (key, processes, outcome.claim_rows.get(key))
@@ -230,7 +233,7 @@ def run_threads(
     return first
 
 
-MIX = {"list": 4, "transfer": 1, "total": 1, "claim": 1}
+MIX = {"list": 4, "transfer": 1, "total": 1, "claim": 2}
 
 
 def test_list_append_history_is_serializable(cluster: Cluster, out: Path) -> None:
@@ -244,6 +247,16 @@ def test_list_append_history_is_serializable(cluster: Cluster, out: Path) -> Non
     outcomes = Counter(t.outcome for t in outcome.history)
     assert outcomes["ok"] > 50 and outcomes["fail"] > 0, outcomes
     assert outcome.report.transactions >= outcomes["ok"]
+
+
+@pytest.mark.slow
+def test_long_list_append_history_is_serializable(tmp_path: Path, out: Path) -> None:
+    cluster = Cluster("embedded", str(tmp_path / "db"), tmp_path)
+    conn = run_threads(cluster, out, nodes=["a"], mix={**MIX, "list": 8}, budget=1500)
+    outcome = collect(out, conn)
+    conn.close()
+    print(outcome.report.summary(), Counter(t.outcome for t in outcome.history))  # -s
+    assert_no_anomalies(outcome)
 
 
 def test_snapshot_history_shows_write_skew_and_nothing_worse(cluster: Cluster, out: Path) -> None:
