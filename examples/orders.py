@@ -280,7 +280,7 @@ def run_client(connect: Connect, orders: Sequence[Order], max_retries: int, tall
                 tally.outcomes[outcome] += 1
                 tally.retries += retries
                 tally.done += 1
-    except Exception as e:  # noqa: BLE001 - reported with the results, the run then fails
+    except Exception as e:  # reported with the results, and the run then fails
         tally.error = e
 
 
