@@ -39,9 +39,15 @@ What this module decides, in order (the rules are Elle's unless noted):
 5. **Cycles**, per strongly connected component of the whole graph (iterative Tarjan):
    *G0* (ww only), *G1c* (ww and wr, at least one wr), *G-single* (exactly one rw) and *G2*
    (two or more rw, reported only when the component has no G-single cycle). Each kind is
-   reported once per component with a short cycle: for each of the first few candidate
-   edges of the kind (in history order) a breadth-first search closes the cycle, and the
-   shortest wins, so the same history always gives the same report.
+   reported once per component, with a shortest cycle of the kind, as Elle does: a
+   candidate edge of the kind (ww; wr; rw) closed by a path back over the edges the kind
+   allows (ww; ww and wr; ww and wr; any). A cycle of two is looked for among all the
+   candidates at once; failing that, a breadth-first search from the first candidate gives
+   some cycle, and searches from every candidate's head, one length at a time (three edges,
+   then four, ...), look for a shorter one. Those searches stop at a budget of edge visits
+   proportional to the component's size, keeping the shortest cycle found so far, so a
+   huge component may get a cycle a little longer than its shortest. Candidates are tried
+   in history order, so the same history always gives the same report.
 
 Which transactions an anomaly names (``Anomaly.txns``): a cycle's members in cycle order,
 starting from the one earliest in the history; for G1a and G1b the writer, then the first
@@ -51,7 +57,8 @@ anomaly per key); for duplicate-elements the reader, then the element's writer; 
 internal, future-read and garbage-read the transaction itself.
 
 Everything runs in time about linear in the history plus the total length of the reads
-(the prefix comparisons run in C), so tens of thousands of transactions check in seconds.
+(the prefix comparisons run in C; the cycle searches are budgeted per component), so tens
+of thousands of transactions check in seconds.
 """
 
 from __future__ import annotations
@@ -283,8 +290,10 @@ _WW, _WR, _RW = 1, 2, 4
 _ALL = _WW | _WR | _RW
 _EDGE_NAME = {_WW: "ww", _WR: "wr", _RW: "rw"}
 _OUTCOMES = ("ok", "info", "fail")
-#: How many candidate edges per kind and component a cycle search tries for a short example.
-_CANDIDATES = 8
+#: Edge visits the search for a shorter cycle may spend, per kind and component, beyond its
+#: first search (which finds some cycle): a floor, plus this many per edge of the component.
+_SEARCH_FLOOR = 10_000
+_SEARCH_PER_EDGE = 10
 
 
 def _lowest_type(mask: int) -> int:
@@ -674,6 +683,7 @@ class _Checker:
     def _component(self, nodes: list[int]) -> None:
         allowed = set(nodes)
         succ = self.succ
+        budget = _SEARCH_FLOOR + _SEARCH_PER_EDGE * sum(len(succ[t]) for t in nodes)
         for kind, edge, mask in (("G0", _WW, _WW), ("G1c", _WR, _WW | _WR)):
             comp_of = _component_map(_tarjan(nodes, succ, mask, allowed))
             candidates = [
@@ -682,7 +692,7 @@ class _Checker:
                 for u, m in succ[t].items()
                 if m & edge and u in allowed and comp_of[t] == comp_of[u]
             ]
-            self._report_cycle(kind, self._short_cycle(candidates, edge, mask, allowed))
+            self._report_cycle(kind, self._short_cycle(candidates, edge, mask, allowed, budget))
         rw_edges = [(t, u) for t in nodes for u, m in succ[t].items() if m & _RW and u in allowed]
         if not rw_edges:
             return
@@ -691,30 +701,56 @@ class _Checker:
         reach = _reachability(components, comp_of, succ, _WW | _WR, allowed)
         single = [(t, u) for t, u in rw_edges if reach[comp_of[u]] >> comp_of[t] & 1]
         if single:
-            self._report_cycle("G-single", self._short_cycle(single, _RW, _WW | _WR, allowed))
+            cycle = self._short_cycle(single, _RW, _WW | _WR, allowed, budget)
+            self._report_cycle("G-single", cycle)
         else:
-            self._report_cycle("G2", self._short_cycle(rw_edges, _RW, _ALL, allowed))
+            self._report_cycle("G2", self._short_cycle(rw_edges, _RW, _ALL, allowed, budget))
 
     def _short_cycle(
-        self, candidates: list[tuple[int, int]], edge: int, mask: int, allowed: set[int]
+        self,
+        candidates: list[tuple[int, int]],
+        edge: int,
+        mask: int,
+        allowed: set[int],
+        budget: int,
     ) -> list[tuple[int, int, int]] | None:
-        """The shortest cycle found: a candidate edge t->u closed by a path u->t in ``mask``.
+        """A shortest cycle found: a candidate edge t->u closed by a path u->t in ``mask``.
 
-        Returns hops (from, edge type, to), or None without candidates. Hops of the path
-        carry the lowest edge type they have (ww before wr before rw), so a path that could
-        avoid an rw edge does.
+        Every candidate must lie on such a cycle. Returns hops (from, edge type, to), or
+        None without candidates. Hops of the path carry the lowest edge type they have (ww
+        before wr before rw), so a path that could avoid an rw edge does.
         """
-        best: tuple[int, list[int]] | None = None  # (t, path u -> ... -> t)
-        for t, u in candidates[:_CANDIDATES]:
-            limit = len(self.txns) if best is None else len(best[1]) - 2
-            path = _shortest_path(u, t, self.succ, mask, allowed, limit)
-            if path is not None and (best is None or len(path) < len(best[1])):
-                best = (t, path)
-                if len(path) == 2:  # t -> u -> t: nothing is shorter
-                    break
+        if not candidates:
+            return None
+        succ = self.succ
+        for t, u in candidates:  # two edges: nothing between distinct transactions is shorter
+            if succ[u].get(t, 0) & mask:
+                return self._hops(t, edge, [u, t], mask)
+        tails: dict[int, set[int]] = {}
+        for t, u in candidates:
+            tails.setdefault(u, set()).add(t)
+        heads = list(tails)
+        best, work = _nearest(heads[0], tails[heads[0]], succ, mask, allowed, len(allowed))
         if best is None:
             return None
-        t, path = best
+        # Every cycle shorter than the one in hand, one length at a time: the first found
+        # is a shortest, unless the budget runs out first.
+        depth = 2  # hops of the path back, one fewer than the cycle's
+        while depth < len(best) - 1 and work < budget:
+            found: list[int] | None = None
+            for u in heads:
+                found, spent = _nearest(u, tails[u], succ, mask, allowed, depth)
+                work += spent
+                if found is not None or work >= budget:
+                    break
+            if found is not None:
+                best = found
+                break
+            depth += 1
+        return self._hops(best[-1], edge, best, mask)
+
+    def _hops(self, t: int, edge: int, path: list[int], mask: int) -> list[tuple[int, int, int]]:
+        """The cycle t -edge-> path[0] -> ... -> path[-1] = t as hops (from, edge type, to)."""
         hops = [(t, edge, path[0])]
         for a, b in zip(path, path[1:], strict=False):
             hops.append((a, _lowest_type(self.succ[a][b] & mask), b))
@@ -828,33 +864,37 @@ def _reachability(
     return reach
 
 
-def _shortest_path(
+def _nearest(
     src: int,
-    dst: int,
+    targets: set[int],
     succ: list[dict[int, int]],
     mask: int,
     allowed: set[int],
     limit: int,
-) -> list[int] | None:
-    """Nodes of a shortest path src -> dst of at most ``limit`` hops over ``mask`` edges."""
-    if src == dst:
-        return [src]
+) -> tuple[list[int] | None, int]:
+    """A shortest path of at most ``limit`` hops over ``mask`` edges from src to a target.
+
+    Returns its nodes (None if there is none) and how many edges the search visited.
+    """
     parent = {src: src}
     frontier = [src]
-    hops = 0
-    while frontier and hops < limit:
-        hops += 1
+    work = 0
+    for _ in range(limit):
         nxt: list[int] = []
         for v in frontier:
-            for w, m in succ[v].items():
+            edges = succ[v]
+            work += len(edges)
+            for w, m in edges.items():
                 if m & mask and w not in parent and w in allowed:
                     parent[w] = v
-                    if w == dst:
+                    if w in targets:
                         path = [w]
                         while path[-1] != src:
                             path.append(parent[path[-1]])
                         path.reverse()
-                        return path
+                        return path, work
                     nxt.append(w)
+        if not nxt:
+            break
         frontier = nxt
-    return None
+    return None, work
