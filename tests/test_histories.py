@@ -37,6 +37,7 @@ import pytest
 from history_checker import Append, Report, Txn, check, read_jsonl
 from jepsen_worker import ACCOUNTS, TOTAL
 from kafka_broker import Broker
+from netns import Network
 
 import offsetdb
 from offsetdb.materializers.applier import UNSAFE_SKIP_CHECKS_ENV
@@ -305,10 +306,17 @@ class Nodes:
     """Node processes running tests/jepsen_worker.py, and the faults done to them."""
 
     def __init__(
-        self, cluster: Cluster, out: Path, env: dict[str, str], mix: str, budget: int, pace: float
+        self,
+        cluster: Cluster,
+        out: Path,
+        env: dict[str, str],
+        mix: str,
+        budget: int,
+        pace: float,
+        network: Network | None,
     ) -> None:
         self.cluster, self.out, self.env, self.mix = cluster, out, env, mix
-        self.budget, self.pace = budget, pace
+        self.budget, self.pace, self.network = budget, pace, network
         self.procs: dict[str, subprocess.Popen[str]] = {}
         self.incarnations = 0
         self.faults: list[str] = []
@@ -317,15 +325,17 @@ class Nodes:
 
     def start(self, name: str) -> None:
         self.incarnations += 1
+        argv = [
+            sys.executable, str(WORKER), "--url", self.cluster.target(name), "--node", name,
+            "--incarnation", str(self.incarnations), "--out", str(self.out),
+            "--seed", str(self.incarnations), "--mix", self.mix, "--budget", str(self.budget),
+            "--pace", str(self.pace),
+        ]  # fmt: skip
+        if self.network is not None:  # the node runs in its own network namespace
+            argv = self.network.namespaces[name].command(argv)
         proc = subprocess.Popen(
-            [
-                sys.executable, str(WORKER), "--url", self.cluster.target(name), "--node", name,
-                "--incarnation", str(self.incarnations), "--out", str(self.out),
-                "--seed", str(self.incarnations), "--mix", self.mix, "--budget", str(self.budget),
-                "--pace", str(self.pace),
-            ],
-            stdout=subprocess.PIPE, stderr=self._stderr_file, text=True, env=self.env,
-        )  # fmt: skip
+            argv, stdout=subprocess.PIPE, stderr=self._stderr_file, text=True, env=self.env
+        )
         assert proc.stdout is not None
         first = proc.stdout.readline()
         if first.strip() != "ready":
@@ -349,6 +359,14 @@ class Nodes:
         time.sleep(seconds)
         proc.send_signal(signal.SIGCONT)
         self.faults.append(f"SIGSTOP {name} for {seconds:.1f}s")
+
+    def partition(self, name: str, seconds: float) -> None:
+        assert self.network is not None
+        link = self.network.namespaces[name]
+        link.cut()  # the node runs on, unable to reach the broker or anyone
+        time.sleep(seconds)
+        link.heal()
+        self.faults.append(f"partition {name} for {seconds:.1f}s")
 
     def finish(self, timeout: float) -> None:
         """Ask every client to stop, and wait for the nodes to exit cleanly."""
@@ -383,13 +401,14 @@ def run_with_faults(
     budget: int,
     env: dict[str, str],
     pace: float = 0.0,
+    network: Network | None = None,
 ) -> list[str]:
     """Start ``nodes``, do the faults of ``schedule`` at random moments while they work,
     then let them finish; returns the faults done, in order."""
     setup = cluster.connect(nodes[0])
     jepsen_worker.setup(setup)
     setup.close()
-    running = Nodes(cluster, out, env, mix, budget, pace)
+    running = Nodes(cluster, out, env, mix, budget, pace, network)
     try:
         for name in nodes:
             running.start(name)
@@ -485,7 +504,9 @@ def own_broker(tmp_path: Path) -> Iterator[Broker]:
     broker.stop()
 
 
-def kafka_faults(rng: random.Random, broker: Broker) -> dict[str, Callable[[Nodes], None]]:
+def kafka_faults(
+    rng: random.Random, broker: Broker, network: Network | None = None
+) -> dict[str, Callable[[Nodes], None]]:
     def broker_stall(nodes: Nodes) -> None:
         seconds = rng.uniform(2.0, 5.0)
         broker.pause()
@@ -496,7 +517,13 @@ def kafka_faults(rng: random.Random, broker: Broker) -> dict[str, Callable[[Node
     def node_cut_off(nodes: Nodes) -> None:
         nodes.stall(rng.choice(nodes.running() or sorted(nodes.procs)), rng.uniform(2.0, 5.0))
 
-    return {"kill": kill_a_node(rng), "broker-stall": broker_stall, "node-cut-off": node_cut_off}
+    def partition(nodes: Nodes) -> None:
+        nodes.partition(rng.choice(nodes.running() or sorted(nodes.procs)), rng.uniform(2.0, 6.0))
+
+    faults = {"kill": kill_a_node(rng), "broker-stall": broker_stall, "node-cut-off": node_cut_off}
+    if network is not None:
+        faults["partition"] = partition
+    return faults
 
 
 def kafka_cluster(broker: Broker, tmp_path: Path) -> tuple[Cluster, dict[str, str]]:
@@ -509,7 +536,13 @@ def kafka_cluster(broker: Broker, tmp_path: Path) -> tuple[Cluster, dict[str, st
 
 
 def kafka_nodes_under_faults(
-    broker: Broker, tmp_path: Path, out: Path, monkeypatch: pytest.MonkeyPatch, seed: int, extra: int
+    broker: Broker,
+    tmp_path: Path,
+    out: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    seed: int,
+    extra: int,
+    network: Network | None = None,
 ) -> None:
     """Three nodes; one fault of each kind in a random order, then ``extra`` more."""
     cluster, env = kafka_cluster(broker, tmp_path)
@@ -517,14 +550,18 @@ def kafka_nodes_under_faults(
         if name.startswith("OFFSETDB_KAFKA_"):
             monkeypatch.setenv(name, value)
     rng = random.Random(seed)
-    faults = kafka_faults(rng, broker)
+    faults = kafka_faults(rng, broker, network)
     nodes = ["n0", "n1", "n2"]
+    if network is not None:
+        for name in nodes:
+            network.add_node(name)
     schedule = rng.sample(sorted(faults), len(faults)) + rng.choices(sorted(faults), k=extra)
     # The clients run until the schedule is done, paced and capped so that the log stays
     # within the ~1,000 records the test broker serves well (docs/kafka-compatibility.md).
     done = run_with_faults(
         cluster, out, rng, nodes=nodes, faults=faults, schedule=schedule,
         mix="list=2,transfer=1,total=1,claim=1", budget=120, pace=0.15, env=env,
+        network=network,
     )  # fmt: skip
     assert len(done) == len(schedule), done
     check_every_node(cluster, out, nodes)
@@ -542,3 +579,39 @@ def test_kafka_nodes_fault_soak(
     own_broker: Broker, tmp_path: Path, out: Path, monkeypatch: pytest.MonkeyPatch, round_: int
 ) -> None:
     kafka_nodes_under_faults(own_broker, tmp_path, out, monkeypatch, seed=200 + round_, extra=5)
+
+
+@pytest.fixture
+def network_and_broker(tmp_path: Path) -> Iterator[tuple[Network, Broker]]:
+    """Network namespaces for the nodes, and a broker of this test's own they all reach."""
+    from kafka_broker import start_tansu
+
+    try:
+        network = Network().create()
+    except RuntimeError as e:
+        pytest.fail(f"cannot partition nodes on this machine: {e}", pytrace=False)
+    try:
+        broker = start_tansu(tmp_path, advertised_host=Network.broker_ip)
+        try:
+            yield network, broker
+        finally:
+            broker.stop()
+    finally:
+        network.remove()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("round_", range(3))
+def test_kafka_nodes_partitioned_from_the_network_keep_history_serializable(
+    network_and_broker: tuple[Network, Broker],
+    tmp_path: Path,
+    out: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    round_: int,
+) -> None:
+    """Each node in its own network namespace; besides the other faults, a node's link
+    is taken down for seconds while it runs on, then brought back."""
+    network, broker = network_and_broker
+    kafka_nodes_under_faults(
+        broker, tmp_path, out, monkeypatch, seed=300 + round_, extra=4, network=network
+    )
