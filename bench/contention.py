@@ -51,7 +51,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.measure import Progress, Result, latency_summary
+from bench.measure import Result, latency_summary, run_connected_threads
 from bench.workloads import EngineRun, Sizes
 
 CREATE_COUNTERS = "CREATE TABLE counters (id BIGINT PRIMARY KEY, n BIGINT NOT NULL)"
@@ -75,7 +75,6 @@ class _Thread:
     commits: int = 0
     aborts: int = 0
     most_aborts: int = 0  # of one committed transaction
-    finished: float = 0.0
 
 
 class _Tickets:
@@ -133,9 +132,6 @@ def _point(run: EngineRun, sizes: Sizes, hot_keys: int) -> Result:
     target = _populate(run, hot_keys)
     tickets = _Tickets(total)
     stats = [_Thread() for _ in range(threads)]
-    failures: list[BaseException] = []
-    started: list[float] = []  # set as the barrier opens, before any thread runs on
-    ready = threading.Barrier(threads + 1, action=lambda: started.append(time.perf_counter()))
 
     def transfer(cursor: Any, conn: Any, a: int, b: int, mine: _Thread) -> None:
         began = time.perf_counter()
@@ -152,69 +148,41 @@ def _point(run: EngineRun, sizes: Sizes, hot_keys: int) -> Result:
             cursor.execute(WRITE, (n_b + 1, b))
         conn.commit()
 
-    def worker(index: int) -> None:
+    def transfers(index: int, conn: Any) -> None:
         rng = random.Random(sizes.seed * 1_000_003 + hot_keys * 101 + index)
         mine = stats[index]
-        try:
-            conn = engine.connect(target, autocommit=True)
-        except BaseException as exc:  # noqa: BLE001 - reported as the point's error
-            failures.append(exc)
-            ready.abort()
-            return
-        try:
-            cursor = conn.cursor()
-            ready.wait()
-            while tickets.take():
-                a, b = rng.sample(range(hot_keys), 2) if hot_keys > 1 else (0, 0)
-                began = time.perf_counter()
-                aborts = 0
-                while True:
-                    try:
-                        transfer(cursor, conn, a, b, mine)
-                        break
-                    except Exception as exc:
-                        with contextlib.suppress(Exception):
-                            conn.rollback()
-                        if not engine.is_retryable(exc):
-                            raise
-                        aborts += 1
-                        mine.aborts += 1
-                        if aborts >= MAX_ABORTS_IN_A_ROW:
-                            raise RuntimeError(
-                                f"a transaction aborted {aborts:,} times in a row ({exc})"
-                            ) from exc
-                mine.latencies.append(time.perf_counter() - began)
-                mine.most_aborts = max(mine.most_aborts, aborts)
-                mine.commits += 1
-        except threading.BrokenBarrierError:
-            pass  # another worker could not connect: its error is the one reported
-        except BaseException as exc:  # noqa: BLE001 - reported as the point's error
-            failures.append(exc)
-        finally:
-            mine.finished = time.perf_counter()
-            conn.close()
+        cursor = conn.cursor()
+        while tickets.take():
+            a, b = rng.sample(range(hot_keys), 2) if hot_keys > 1 else (0, 0)
+            began = time.perf_counter()
+            aborts = 0
+            while True:
+                try:
+                    transfer(cursor, conn, a, b, mine)
+                    break
+                except Exception as exc:
+                    with contextlib.suppress(Exception):
+                        conn.rollback()
+                    if not engine.is_retryable(exc):
+                        raise
+                    aborts += 1
+                    mine.aborts += 1
+                    if aborts >= MAX_ABORTS_IN_A_ROW:
+                        raise RuntimeError(
+                            f"a transaction aborted {aborts:,} times in a row ({exc})"
+                        ) from exc
+            mine.latencies.append(time.perf_counter() - began)
+            mine.most_aborts = max(mine.most_aborts, aborts)
+            mine.commits += 1
 
-    workers = [
-        threading.Thread(target=worker, args=(i,), name=f"contention-{hot_keys}-{i}")
-        for i in range(threads)
-    ]
-    for thread in workers:
-        thread.start()
-    progress = Progress(f"contention {hot_keys:,} hot keys {engine.name}", total, "commits")
-    try:
-        with contextlib.suppress(threading.BrokenBarrierError):
-            ready.wait()
-        for thread in workers:
-            while thread.is_alive():
-                thread.join(0.2)
-                progress.update(sum(s.commits for s in stats))
-    finally:
-        progress.close()
-        for thread in workers:
-            thread.join()
-    if failures:
-        raise failures[0]
-    seconds = max(s.finished for s in stats) - started[0]
+    seconds = run_connected_threads(
+        threads,
+        lambda: engine.connect(target, autocommit=True),
+        transfers,
+        f"contention {hot_keys:,} hot keys {engine.name}",
+        total,
+        lambda: sum(s.commits for s in stats),
+    )
     commits = sum(s.commits for s in stats)
     aborts = sum(s.aborts for s in stats)
     attempts = commits + aborts

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
@@ -104,3 +106,63 @@ class Progress:
         if self.enabled and self._width:
             self.stream.write("\r" + " " * self._width + "\r")
             self.stream.flush()
+
+
+def run_connected_threads(
+    threads: int,
+    connect: Callable[[], Any],
+    body: Callable[[int, Any], None],
+    label: str,
+    total: int,
+    done: Callable[[], int],
+) -> float:
+    """Run ``body(index, connection)`` on ``threads`` threads, each with a connection of its own.
+
+    The threads start together at a barrier once every connection is open (opening is
+    not timed); meanwhile a :class:`Progress` line shows ``done()`` of ``total``
+    commits. The first failure of any thread is raised once all have ended; otherwise
+    the result is the wall time from the barrier until the last thread ended.
+    """
+    finished = [0.0] * threads
+    failures: list[BaseException] = []
+    started: list[float] = []  # set as the barrier opens, before any thread runs on
+    ready = threading.Barrier(threads + 1, action=lambda: started.append(time.perf_counter()))
+
+    def worker(index: int) -> None:
+        try:
+            conn = connect()
+        except BaseException as exc:  # noqa: BLE001 - reported as the workload's error
+            failures.append(exc)
+            ready.abort()
+            return
+        try:
+            ready.wait()
+            body(index, conn)
+        except threading.BrokenBarrierError:
+            pass  # another thread could not connect: its error is the one reported
+        except BaseException as exc:  # noqa: BLE001 - reported as the workload's error
+            failures.append(exc)
+        finally:
+            finished[index] = time.perf_counter()
+            conn.close()
+
+    workers = [
+        threading.Thread(target=worker, args=(i,), name=f"{label}-{i}") for i in range(threads)
+    ]
+    for thread in workers:
+        thread.start()
+    progress = Progress(label, total, "commits")
+    try:
+        with contextlib.suppress(threading.BrokenBarrierError):
+            ready.wait()
+        for thread in workers:
+            while thread.is_alive():
+                thread.join(0.2)
+                progress.update(done())
+    finally:
+        progress.close()
+        for thread in workers:
+            thread.join()
+    if failures:
+        raise failures[0]
+    return max(finished) - started[0]

@@ -33,9 +33,7 @@ or, when ``bulk_load`` is not selected, one loaded the same way without timing.
 
 from __future__ import annotations
 
-import contextlib
 import random
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -43,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.engines import Engine
-from bench.measure import Progress, Result, latency_summary
+from bench.measure import Progress, Result, latency_summary, run_connected_threads
 
 CREATE_TABLE = (
     "CREATE TABLE t (id BIGINT PRIMARY KEY, k INTEGER, name TEXT, score DOUBLE PRECISION)"
@@ -193,66 +191,38 @@ def _autocommit(run: EngineRun, sizes: Sizes, name: str, threads: int) -> Result
     """
     target = _create_table(run, name)
     total = sizes.commits
+    rows = [
+        [row for i in range(index, total, threads) for row in make_rows(i, 1, sizes.seed)]
+        for index in range(threads)
+    ]  # made before the clock starts
     latencies: list[list[float]] = [[] for _ in range(threads)]
     done = [0] * threads
     retries = [0] * threads
-    finished = [0.0] * threads
-    failures: list[BaseException] = []
-    started: list[float] = []  # set as the barrier opens, before any thread runs on
-    ready = threading.Barrier(threads + 1, action=lambda: started.append(time.perf_counter()))
 
-    def worker(index: int) -> None:
-        rows = [row for i in range(index, total, threads) for row in make_rows(i, 1, sizes.seed)]
-        try:
-            conn = run.engine.connect(target, autocommit=True)
-        except BaseException as exc:  # noqa: BLE001 - reported as the workload's error
-            failures.append(exc)
-            ready.abort()
-            return
-        try:
-            cursor = conn.cursor()
-            ready.wait()
-            mine = latencies[index]
-            for row in rows:
-                began = time.perf_counter()
-                while True:
-                    try:
-                        cursor.execute(INSERT, row)
-                        break
-                    except Exception as exc:
-                        if not run.engine.is_retryable(exc):
-                            raise
-                        retries[index] += 1
-                mine.append(time.perf_counter() - began)
-                done[index] += 1
-        except threading.BrokenBarrierError:
-            pass  # another worker could not connect: its error is the one reported
-        except BaseException as exc:  # noqa: BLE001 - reported as the workload's error
-            failures.append(exc)
-        finally:
-            finished[index] = time.perf_counter()
-            conn.close()
+    def insert_rows(index: int, conn: Any) -> None:
+        cursor = conn.cursor()
+        mine = latencies[index]
+        for row in rows[index]:
+            began = time.perf_counter()
+            while True:
+                try:
+                    cursor.execute(INSERT, row)
+                    break
+                except Exception as exc:
+                    if not run.engine.is_retryable(exc):
+                        raise
+                    retries[index] += 1
+            mine.append(time.perf_counter() - began)
+            done[index] += 1
 
-    workers = [
-        threading.Thread(target=worker, args=(i,), name=f"{name}-{i}") for i in range(threads)
-    ]
-    for thread in workers:
-        thread.start()
-    progress = Progress(f"{name} {run.engine.name}", total, "commits")
-    try:
-        with contextlib.suppress(threading.BrokenBarrierError):
-            ready.wait()
-        for thread in workers:
-            while thread.is_alive():
-                thread.join(0.2)
-                progress.update(sum(done))
-    finally:
-        progress.close()
-        for thread in workers:
-            thread.join()
-    if failures:
-        raise failures[0]
-    seconds = max(finished) - started[0]
+    seconds = run_connected_threads(
+        threads,
+        lambda: run.engine.connect(target, autocommit=True),
+        insert_rows,
+        f"{name} {run.engine.name}",
+        total,
+        lambda: sum(done),
+    )
     p50, p99 = latency_summary([x for per_thread in latencies for x in per_thread])
     return Result(
         workload=name,
