@@ -228,6 +228,11 @@ class KafkaLog:
             {
                 # Batching happens above, in the group-commit writer: send at once.
                 "linger.ms": 0,
+                # Connect at once rather than on first need: the idempotent producer
+                # asks for its producer id only once a broker is up, and with lazy
+                # connections it found none on its first tries, so a node's first
+                # commit waited about a second (its 500 ms retry timer, twice).
+                "enable.sparse.connections": False,
                 "message.timeout.ms": timeout_ms,
                 "request.timeout.ms": min(timeout_ms, 30_000),
                 "message.max.bytes": MAX_RECORD_BYTES + 64 * 1024,
