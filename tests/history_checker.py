@@ -481,25 +481,19 @@ class _Checker:
                         reported_bad.add((key, value))
                         self._bad_element(i, key, value, values)
             else:
-                n = len(values)
-                bad = bad_at.get(key, [])
-                k = bad_done.get(key, 0)
-                while k < len(bad) and bad[k][0] < n:
-                    value = bad[k][1]
-                    if (key, value) not in reported_bad:
-                        reported_bad.add((key, value))
-                        self._bad_element(i, key, value, values)
-                    k += 1
-                bad_done[key] = k
-                dups = dup_at.get(key, [])
-                k = dup_done.get(key, 0)
-                while k < len(dups) and dups[k][0] < n:
-                    value = dups[k][1]
-                    if (key, value) not in reported_dup:
-                        reported_dup.add((key, value))
-                        self._duplicate(i, key, value, values)
-                    k += 1
-                dup_done[key] = k
+                for at, done, reported, report in (
+                    (bad_at, bad_done, reported_bad, self._bad_element),
+                    (dup_at, dup_done, reported_dup, self._duplicate),
+                ):
+                    found = at.get(key, [])
+                    k = done.get(key, 0)
+                    while k < len(found) and found[k][0] < len(values):
+                        value = found[k][1]
+                        if (key, value) not in reported:
+                            reported.add((key, value))
+                            report(i, key, value, values)
+                        k += 1
+                    done[key] = k
             if values:
                 last = values[-1]
                 w = writers.get(last)
