@@ -206,6 +206,25 @@ class StringDataRightTruncation(DataError):
     sqlstate = "22001"
 
 
+class CharacterNotInRepertoire(DataError):
+    """Text that is not valid UTF-8 PostgreSQL could store (a lone surrogate, a NUL)."""
+
+    sqlstate = "22021"
+
+
+class ProgramLimitExceeded(OperationalError):
+    """A result or statement beyond a documented size limit (54000)."""
+
+    sqlstate = "54000"
+    deterministic = True
+
+
+class StatementTooComplex(ProgramLimitExceeded):
+    """A statement nested deeper than the parser's documented limit (54001)."""
+
+    sqlstate = "54001"
+
+
 class SerializationFailure(OperationalError):
     """Certification aborted the transaction: a concurrent commit conflicted (40001).
 

@@ -17,11 +17,12 @@ import datetime as dt
 import decimal
 import enum
 import math
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from offsetdb import errors
+from offsetdb import errors, numeric, textinput
 
 EPOCH_DATE = dt.date(1970, 1, 1)
 EPOCH = dt.datetime(1970, 1, 1)
@@ -154,87 +155,161 @@ def coerce(value: Any, sql_type: SqlType, column: str = "?") -> Any:
         ) from e
 
 
+def _int_type_name(t: SqlType) -> str:
+    return "integer" if t.kind is Kind.INTEGER else "bigint"
+
+
 def _to_int(value: Any, t: SqlType) -> int:
-    if isinstance(value, bool):
+    if isinstance(value, int):  # bool included
         result = int(value)
-    elif isinstance(value, int):
-        result = value
     elif isinstance(value, float):
         if not math.isfinite(value):
-            raise errors.NumericValueOutOfRange(f"{value} is out of range for type {t}")
-        result = int(round(value))
+            raise errors.NumericValueOutOfRange(f"{_int_type_name(t)} out of range")
+        result = int(round(value))  # PostgreSQL's float-to-int cast is rint: halves to even
     elif isinstance(value, decimal.Decimal):
-        result = int(value.to_integral_value(rounding=decimal.ROUND_HALF_UP))
+        if not value.is_finite():
+            raise errors.NumericValueOutOfRange(f"{_int_type_name(t)} out of range")
+        if value.adjusted() > 40:
+            raise errors.NumericValueOutOfRange(f"{_int_type_name(t)} out of range")
+        result = int(numeric.round_to(value, 0))  # numeric-to-int: halves away from zero
     elif isinstance(value, str):
-        result = int(value.strip())
+        result = textinput.parse_int(value, _int_type_name(t))
+        lo, hi = (INT32_MIN, INT32_MAX) if t.kind is Kind.INTEGER else (INT64_MIN, INT64_MAX)
+        if not lo <= result <= hi:
+            raise errors.NumericValueOutOfRange(
+                f'value "{value}" is out of range for type {_int_type_name(t)}'
+            )
+        return result
     else:
         raise TypeError(type(value))
     lo, hi = (INT32_MIN, INT32_MAX) if t.kind is Kind.INTEGER else (INT64_MIN, INT64_MAX)
     if not lo <= result <= hi:
-        raise errors.NumericValueOutOfRange(f"value {result} is out of range for type {t}")
+        raise errors.NumericValueOutOfRange(f"{_int_type_name(t)} out of range")
     return result
 
 
 def _to_float(value: Any, t: SqlType) -> float:
+    name = "real" if t.kind is Kind.REAL else "double precision"
     if isinstance(value, (int, float, decimal.Decimal)) and not isinstance(value, bool):
+        if isinstance(value, decimal.Decimal) and not value.is_finite():
+            raise errors.not_supported(f"the numeric value {value}")
         result = float(value)
+        if math.isinf(result) and not (isinstance(value, float)):
+            raise errors.NumericValueOutOfRange(f"value out of range for type {name}")
     elif isinstance(value, str):
-        result = float(value.strip())
+        result = textinput.parse_float(value, name)
     else:
         raise TypeError(type(value))
     if math.isnan(result):
         # PostgreSQL orders NaN above every number and makes it equal to itself; Python's
         # comparisons say neither, so a stored NaN could give wrong answers. Refused.
-        raise errors.not_supported(f"storing NaN in a {t} column")
+        raise errors.not_supported(f"NaN in a {t} value")
+    if t.kind is Kind.REAL and math.isfinite(result):
+        try:
+            result = _FLOAT4.unpack(_FLOAT4.pack(result))[0]
+        except OverflowError:
+            raise errors.NumericValueOutOfRange("value out of range: overflow") from None
     return result
+
+
+_FLOAT4 = struct.Struct("<f")
 
 
 def _to_decimal(value: Any, t: SqlType) -> decimal.Decimal:
     if isinstance(value, bool):
         raise TypeError(bool)
     if isinstance(value, float):
-        if not math.isfinite(value):
-            raise errors.NumericValueOutOfRange(f"{value} is out of range for type {t}")
-        result = decimal.Decimal(repr(value))
-    elif isinstance(value, (int, decimal.Decimal)):
-        result = decimal.Decimal(value)
+        result = numeric.from_float(value)
+    elif isinstance(value, int):
+        result = numeric.from_int(value)
+    elif isinstance(value, decimal.Decimal):
+        result = numeric.normalize(value)
     elif isinstance(value, str):
-        result = decimal.Decimal(value.strip())
+        result = numeric.parse(value)
     else:
         raise TypeError(type(value))
-    if not result.is_finite():
-        raise errors.NumericValueOutOfRange(f"{value} is out of range for type {t}")
     if t.scale is not None:
-        result = result.quantize(decimal.Decimal(1).scaleb(-t.scale), rounding=decimal.ROUND_HALF_UP)
-    if t.precision is not None:
-        digits = len(result.as_tuple().digits)
-        exponent = int(result.as_tuple().exponent)
-        integer_digits = digits + exponent if exponent < 0 else digits + exponent
-        if result != 0 and integer_digits > t.precision - (t.scale or 0):
-            raise errors.NumericValueOutOfRange(f"numeric field overflow: {value} does not fit {t}")
+        result = numeric.round_to(result, t.scale)
+    if t.precision is not None and not result.is_zero():
+        integer_digits = result.adjusted() + 1
+        if integer_digits > t.precision - (t.scale or 0):
+            raise errors.NumericValueOutOfRange(
+                f"numeric field overflow: a field with precision {t.precision}, scale "
+                f"{t.scale or 0} must round to an absolute value less than "
+                f"10^{t.precision - (t.scale or 0)}"
+            )
     return result
 
 
 def _to_text(value: Any, t: SqlType) -> str:
-    if isinstance(value, bool):
-        result = "true" if value else "false"
-    elif isinstance(value, str):
-        result = value
-    elif isinstance(value, (int, float, decimal.Decimal)):
-        result = str(value)
-    elif isinstance(value, dt.datetime):
-        result = value.isoformat(sep=" ")
-    elif isinstance(value, dt.date):
-        result = value.isoformat()
-    else:
-        raise TypeError(type(value))
+    result = value if isinstance(value, str) else to_text(value)
     if t.length is not None and len(result) > t.length:
-        raise errors.StringDataRightTruncation(f"value too long for type {t}: {result[:40]!r}")
+        raise errors.StringDataRightTruncation(
+            f"value too long for type character varying({t.length})"
+        )
     return result
 
 
-_TRUE_STRINGS = {"t", "true", "yes", "y", "on", "1"}
-_FALSE_STRINGS = {"f", "false", "no", "n", "off", "0"}
+def to_text(value: Any) -> str:
+    """PostgreSQL's text output of a non-NULL logical value (what ``::text`` gives)."""
+    t = type(value)
+    if t is str:
+        return value
+    if t is bool:
+        return "true" if value else "false"
+    if t is int:
+        return str(value)
+    if t is float:
+        return float_text(value)
+    if t is decimal.Decimal:
+        return numeric.to_text(value)
+    if t is dt.datetime:
+        return timestamp_text(value)
+    if t is dt.date:
+        return value.isoformat()
+    if t is bytes:
+        return "\\x" + value.hex()
+    raise TypeError(t)
+
+
+def float_text(value: float) -> str:
+    """float8 output: the shortest round-trip digits, exponent form below 1e-4 or from 1e15."""
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    if math.isnan(value):
+        return "NaN"
+    if value == 0:
+        return "-0" if math.copysign(1.0, value) < 0 else "0"
+    text = repr(value)
+    mantissa, _, exp_text = text.partition("e")
+    exponent = int(exp_text) if exp_text else 0
+    digits = mantissa.lstrip("-").replace(".", "")
+    # position of the decimal point relative to the digit string
+    point = (mantissa.lstrip("-").index(".") if "." in mantissa else len(mantissa.lstrip("-")))
+    stripped = digits.lstrip("0")
+    point -= len(digits) - len(stripped)
+    digits = stripped.rstrip("0") or "0"
+    decimal_exponent = point + exponent - 1
+    sign = "-" if value < 0 else ""
+    if decimal_exponent < -4 or decimal_exponent >= 15:
+        body = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
+        return f"{sign}{body}e{'-' if decimal_exponent < 0 else '+'}{abs(decimal_exponent):02d}"
+    if decimal_exponent < 0:
+        return f"{sign}0.{'0' * (-decimal_exponent - 1)}{digits}"
+    whole = digits[: decimal_exponent + 1].ljust(decimal_exponent + 1, "0")
+    fraction = digits[decimal_exponent + 1 :]
+    return f"{sign}{whole}{'.' + fraction if fraction else ''}"
+
+
+def timestamp_text(value: dt.datetime) -> str:
+    """Timestamp output: ISO with a blank, fractional seconds without trailing zeros."""
+    text = (
+        f"{value.year:04d}-{value.month:02d}-{value.day:02d} "
+        f"{value.hour:02d}:{value.minute:02d}:{value.second:02d}"
+    )
+    if value.microsecond:
+        text += f".{value.microsecond:06d}".rstrip("0")
+    return text
 
 
 def _to_bool(value: Any, t: SqlType) -> bool:
@@ -243,11 +318,7 @@ def _to_bool(value: Any, t: SqlType) -> bool:
     if isinstance(value, int) and value in (0, 1):
         return bool(value)
     if isinstance(value, str):
-        lowered = value.strip().lower()
-        if lowered in _TRUE_STRINGS:
-            return True
-        if lowered in _FALSE_STRINGS:
-            return False
+        return textinput.parse_bool(value)
     raise ValueError(value)
 
 
@@ -255,12 +326,9 @@ def _to_date(value: Any, t: SqlType) -> dt.date:
     if isinstance(value, dt.datetime):
         return value.date()
     if isinstance(value, dt.date):
-        return value
+        return dt.date(value.year, value.month, value.day)
     if isinstance(value, str):
-        try:
-            return dt.date.fromisoformat(value.strip()[:10])
-        except ValueError as e:
-            raise errors.InvalidDatetimeFormat(f"invalid input syntax for type date: {value!r}") from e
+        return textinput.parse_date(value)
     raise TypeError(type(value))
 
 
@@ -268,17 +336,14 @@ def _to_timestamp(value: Any, t: SqlType) -> dt.datetime:
     if isinstance(value, dt.datetime):
         if value.tzinfo is not None:
             value = value.astimezone(dt.UTC).replace(tzinfo=None)
-        return value
+        return dt.datetime(
+            value.year, value.month, value.day, value.hour, value.minute, value.second,
+            value.microsecond,
+        )
     if isinstance(value, dt.date):
         return dt.datetime(value.year, value.month, value.day)
     if isinstance(value, str):
-        try:
-            parsed = dt.datetime.fromisoformat(value.strip())
-        except ValueError as e:
-            raise errors.InvalidDatetimeFormat(
-                f"invalid input syntax for type timestamp: {value!r}"
-            ) from e
-        return _to_timestamp(parsed, t)
+        return textinput.parse_timestamp(value)
     raise TypeError(type(value))
 
 
@@ -287,7 +352,12 @@ def _to_bytes(value: Any, t: SqlType) -> bytes:
         return bytes(value)
     if isinstance(value, str):
         if value.startswith("\\x"):
-            return bytes.fromhex(value[2:])
+            try:
+                return bytes.fromhex(value[2:])
+            except ValueError:
+                raise errors.InvalidTextRepresentation(
+                    f'invalid hexadecimal data in bytea input: "{value[:40]}"'
+                ) from None
         return value.encode()
     raise TypeError(type(value))
 

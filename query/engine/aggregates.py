@@ -1,9 +1,10 @@
 """Aggregate functions for hash aggregation: one accumulator object per group and call.
 
 Accumulators skip NULL inputs (COUNT(*) counts rows); over no input COUNT gives 0 and
-every other aggregate NULL. Result types follow PostgreSQL: SUM of integers is an
-integer (``int``), AVG of integers or numerics is NUMERIC (``Decimal``) and of floats
-DOUBLE PRECISION (``float``), MIN/MAX keep their argument's type.
+every other aggregate NULL. Result types follow PostgreSQL: SUM of INTEGER is BIGINT,
+SUM of BIGINT or NUMERIC is NUMERIC (exact, ``Decimal``), SUM and AVG of floats are
+DOUBLE PRECISION; AVG of integers or numerics is NUMERIC with the scale of PostgreSQL's
+numeric division (:func:`offsetdb.numeric.div`); MIN/MAX keep their argument's type.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-from offsetdb import errors
+from offsetdb import errors, numeric
 from offsetdb.types import Kind, SqlType
 
 from . import values as V
@@ -54,13 +55,32 @@ class _Sum(Accumulator):
     def add(self, value: Any) -> None:
         if self.total is None:
             self.total = value
-        elif type(value) is type(self.total):
-            self.total += value
+        elif type(value) is int and type(self.total) is int:
+            self.total += value  # exact; the result type's range is checked at the end
         else:
             self.total = V.add(self.total, value)
 
     def result(self) -> Any:
         return self.total
+
+
+class _SumToBigint(_Sum):
+    """SUM(integer): a BIGINT, 22003 past its range."""
+
+    __slots__ = ()
+
+    def result(self) -> Any:
+        return None if self.total is None else V.check_int(self.total, V.BIGINT)
+
+
+class _SumToNumeric(_Sum):
+    """SUM(bigint) and SUM(numeric): NUMERIC."""
+
+    __slots__ = ()
+
+    def result(self) -> Any:
+        total = self.total
+        return numeric.from_int(total) if type(total) is int else total
 
 
 class _Avg(Accumulator):
@@ -71,7 +91,12 @@ class _Avg(Accumulator):
         self.n = 0
 
     def add(self, value: Any) -> None:
-        self.total = V.add(self.total, value) if self.n else value
+        if not self.n:
+            self.total = value
+        elif type(value) is int and type(self.total) is int:
+            self.total += value
+        else:
+            self.total = V.add(self.total, value)
         self.n += 1
 
     def result(self) -> Any:
@@ -79,7 +104,7 @@ class _Avg(Accumulator):
             return None
         if type(self.total) is float:
             return self.total / self.n
-        return Decimal(self.total) / Decimal(self.n)
+        return numeric.div(Decimal(self.total), Decimal(self.n))
 
 
 class _Min(Accumulator):
@@ -185,12 +210,14 @@ def make_factory(
                 f"function sum({V.static_type_name(arg_type)}) does not exist"
             )
         factory = _Sum
-        if kind in V.INT_KINDS:
-            result_type = V.BIGINT
+        if kind is Kind.INTEGER:
+            factory, result_type = _SumToBigint, V.BIGINT
+        elif kind in (Kind.BIGINT, Kind.NUMERIC):
+            factory, result_type = _SumToNumeric, V.NUMERIC
         elif kind in V.FLOAT_KINDS:
             result_type = V.DOUBLE
         else:
-            result_type = V.NUMERIC if kind is Kind.NUMERIC else None
+            result_type = None
     elif name == "avg":
         if kind is not None and kind not in V.NUMBER_KINDS:
             raise errors.UndefinedFunction(

@@ -242,7 +242,8 @@ def extract(field: str, value: Any) -> decimal.Decimal:
     if f == "epoch":
         delta = ts - dt.datetime(1970, 1, 1)
         micros = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-        return D(micros).scaleb(-6).normalize() if micros % 1_000_000 else D(micros // 1_000_000)
+        # PostgreSQL 14+: a timestamp's epoch has six decimals, a date's none
+        return D(micros // 1_000_000) if is_date else D(micros).scaleb(-6)
     if is_date and f in ("hour", "minute", "second", "millisecond", "microsecond"):
         raise errors.DataError(f'unit "{field}" not supported for type date', sqlstate="0A000")
     if f == "hour":
@@ -250,9 +251,9 @@ def extract(field: str, value: Any) -> decimal.Decimal:
     if f == "minute":
         return D(ts.minute)
     if f == "second":
-        return D(ts.second) + D(ts.microsecond).scaleb(-6)
+        return D(ts.second * 1_000_000 + ts.microsecond).scaleb(-6)
     if f == "millisecond":
-        return D(ts.second * 1000) + D(ts.microsecond).scaleb(-3)
+        return D(ts.second * 1_000_000 + ts.microsecond).scaleb(-3)
     if f == "microsecond":
         return D(ts.second * 1_000_000 + ts.microsecond)
     raise errors.DataError(f'unit "{field}" not recognized', sqlstate="22023")
@@ -260,9 +261,8 @@ def extract(field: str, value: Any) -> decimal.Decimal:
 
 def _extract_interval(f: str, iv: Interval) -> decimal.Decimal:
     D = decimal.Decimal
-    seconds_total = D(iv.micros).scaleb(-6)
     if f == "epoch":
-        return D(iv.months * 30 * 86400 + iv.days * 86400) + seconds_total
+        return D((iv.months * 30 * 86400 + iv.days * 86400) * 1_000_000 + iv.micros).scaleb(-6)
     if f == "year":
         return D(int(iv.months / 12))
     if f == "month":
@@ -275,6 +275,10 @@ def _extract_interval(f: str, iv: Interval) -> decimal.Decimal:
         return D(int(iv.micros / 60_000_000) % 60)
     if f == "second":
         return D(iv.micros % 60_000_000).scaleb(-6)
+    if f == "millisecond":
+        return D(iv.micros % 60_000_000).scaleb(-3)
+    if f == "microsecond":
+        return D(iv.micros % 60_000_000)
     raise errors.DataError(f'unit "{f}" not supported for type interval', sqlstate="0A000")
 
 

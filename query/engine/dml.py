@@ -18,11 +18,12 @@ from sqlglot import exp
 from offsetdb import errors
 from offsetdb.types import SqlType, coerce
 
+from .dialect import DIALECT
 from .expressions import Compiler, conjuncts
 from .pointlookup import KeyLookup, match_key
 from .result import Result, ResultColumn
 from .runtime import CExpr, Env, Fn, Row
-from .scanfilter import build_filter, extract_terms
+from .scanfilter import NOT_A_KEY, build_filter, extract_terms
 from .scope import Scope, ScopeColumn
 
 if TYPE_CHECKING:
@@ -39,7 +40,7 @@ def compile_default(planner: Planner, table: TableDef, index: int) -> Fn | None:
     if text is None:
         return None
     try:
-        node = cast(exp.Expression, sqlglot.parse_one(text, read="postgres"))
+        node = cast(exp.Expression, sqlglot.parse_one(text, read=DIALECT))
     except sqlglot.errors.ParseError as e:
         raise errors.InternalError(f"stored DEFAULT does not parse: {text!r}") from e
     return Compiler(planner, Scope([]), "DEFAULT expressions").compile(node).fn
@@ -391,9 +392,15 @@ class TargetRows:
     def collect(self, env: Env) -> list[tuple[bytes, Row]]:
         """Every target row, materialized before any write."""
         where = self.where
-        if self.lookup is not None:
-            hit = self.lookup.fetch(env)
-            candidates: Iterable[tuple[bytes, Row]] = [hit] if hit is not None else []
+        candidates: Iterable[tuple[bytes, Row]]
+        hit = self.lookup.fetch(env) if self.lookup is not None else NOT_A_KEY
+        if hit is None:
+            candidates = []
+        elif hit is not NOT_A_KEY:
+            assert isinstance(hit, tuple)
+            candidates = [hit]
+        elif self.lookup is not None:
+            candidates = env.ctx.scan(self.table)  # a key that cannot be looked up: scan
         else:
             candidates = env.ctx.scan(self.table, self.filter(env))
         if where is None:

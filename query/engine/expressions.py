@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
 
-from offsetdb import errors
+from offsetdb import errors, numeric
 from offsetdb.types import INT64_MAX, INT64_MIN, Kind, SqlType, coerce, type_from_name
 
 from . import values as V
@@ -143,7 +143,7 @@ class Compiler:
             raise errors.not_supported("window functions")
         if is_aggregate(node):
             return self.aggregate(node)
-        if isinstance(node, exp.Func):
+        if isinstance(node, (exp.Func, exp.IntDiv)):
             return functions.compile_function(self, node)
         raise errors.not_supported(f"expression {node.key.upper()}")
 
@@ -221,20 +221,18 @@ class Compiler:
         text = node.this
         if node.is_string:
             return constant(text, V.TEXT, untyped=True)
-        if re.fullmatch(r"\d+", text):
-            number = int(text)
-            if -(2**31) <= number < 2**31:
-                return constant(number, V.INTEGER)
-            if INT64_MIN <= number <= INT64_MAX:
-                return constant(number, V.BIGINT)
-            return constant(Decimal(number), V.NUMERIC)
+        if text.isascii() and text.isdigit():
+            if len(text) <= 19:
+                number = int(text)
+                if number < 2**31:
+                    return constant(number, V.INTEGER)
+                if number <= INT64_MAX:
+                    return constant(number, V.BIGINT)
+            return constant(numeric.parse(text), V.NUMERIC)
         try:
-            value = Decimal(text)
-        except ArithmeticError:
-            raise errors.SqlSyntaxError(f"invalid number {text!r}") from None
-        if value == value.to_integral_value() and value.as_tuple().exponent > 0:  # type: ignore[operator]
-            value = value.quantize(Decimal(1))
-        return constant(value, V.NUMERIC)
+            return constant(numeric.parse(text), V.NUMERIC)
+        except errors.InvalidTextRepresentation:
+            raise errors.SqlSyntaxError(f'syntax error at or near "{text}"') from None
 
     # --- helpers for typed operands ---------------------------------------------------
 
@@ -275,6 +273,10 @@ class Compiler:
             )
         if ca == "time":
             return a.type == b.type
+        if ca == "num":
+            # float8 meets numeric/integer: compared in float8, not by Python's exact ==
+            assert a.type is not None and b.type is not None
+            return (a.type.kind in V.FLOAT_KINDS) == (b.type.kind in V.FLOAT_KINDS)
         return True
 
     # --- subqueries ---------------------------------------------------------------------
@@ -630,9 +632,13 @@ def _neg(c: Compiler, node: exp.Expression) -> CExpr:
     a = c.compile(node.this)
     if a.const and isinstance(a.value, (int, Decimal)) and not isinstance(a.value, bool):
         # fold -2147483648 into an INTEGER literal, as PostgreSQL's grammar does
-        value = -a.value
+        value = V.neg(a.value)
         if isinstance(value, int) and -(2**31) <= value < 2**31:
             return constant(value, V.INTEGER)
+        if isinstance(value, int) and value >= INT64_MIN:
+            return constant(value, V.BIGINT)
+        if isinstance(value, int):
+            return constant(numeric.from_int(value), V.NUMERIC)
         return constant(value, a.type)
     fa = a.fn
     rtype = a.type
@@ -690,7 +696,24 @@ def _between(c: Compiler, node: exp.Expression) -> CExpr:
             return None
         return True
 
-    return _fold(CExpr(between, V.BOOLEAN), [x, lo, hi])
+    if not node.args.get("symmetric"):
+        return _fold(CExpr(between, V.BOOLEAN), [x, lo, hi])
+    # BETWEEN SYMMETRIC: x between the two bounds in either order
+    le_lo = compare(c, x1, lo, "<=").fn
+    ge_hi = compare(c, x2, hi, ">=").fn
+
+    def between_symmetric(row: Row, env: Env) -> Any:
+        forward = between(row, env)
+        if forward is True:
+            return True
+        p = ge_hi(row, env)
+        q = le_lo(row, env) if p is not False else False
+        backward = False if p is False or q is False else (None if p is None or q is None else True)
+        if backward is True:
+            return True
+        return None if forward is None or backward is None else False
+
+    return _fold(CExpr(between_symmetric, V.BOOLEAN), [x, lo, hi])
 
 
 def _in(c: Compiler, node: exp.Expression) -> CExpr:
@@ -724,15 +747,10 @@ def _in(c: Compiler, node: exp.Expression) -> CExpr:
                     lookup = [m for m in members if m is not None]
                 entry = env.cache[cache_key] = (rows, lookup, has_null)
             _, lookup, has_null = entry
-            if isinstance(lookup, frozenset) and type(v) is not str:
-                try:
-                    if v in lookup:
-                        return True
-                except TypeError:
-                    pass
-                else:
-                    if not has_null and all(type(m) is not str for m in lookup):
-                        return False
+            if isinstance(lookup, frozenset) and _hash_safe(v, lookup):
+                if v in lookup:
+                    return True
+                return None if has_null else False
             for m in lookup:
                 if V.sql_eq(v, m):
                     return True
@@ -746,10 +764,7 @@ def _in(c: Compiler, node: exp.Expression) -> CExpr:
         consts = [i.value for i in items]
         has_null = any(v is None for v in consts)
         non_null = [v for v in consts if v is not None]
-        same_kind = all(
-            V.category(i.type) == V.category(x.type) and V.category(x.type) not in (None, "time")
-            for i in items
-        )
+        same_kind = all(exactly_comparable(x.type, i.type) for i in items)
         if same_kind:
             members = frozenset(non_null)
 
@@ -789,6 +804,30 @@ def _in(c: Compiler, node: exp.Expression) -> CExpr:
         return None if saw_null else False
 
     return CExpr(in_list, V.BOOLEAN)
+
+
+_EXACT_NUMBERS = frozenset((int, Decimal))
+
+
+def _hash_safe(v: Any, members: frozenset[Any]) -> bool:
+    """Whether ``v in members`` answers SQL's ``=`` (same Python types; int/numeric mix)."""
+    tv = type(v)
+    for m in members:
+        tm = type(m)
+        if tm is not tv and not (tv in _EXACT_NUMBERS and tm in _EXACT_NUMBERS):
+            return False
+    return tv is not str or all(type(m) is str for m in members)
+
+
+def exactly_comparable(a: SqlType | None, b: SqlType | None) -> bool:
+    """Whether Python's ``==`` and hashing agree with SQL's ``=`` on values of these types."""
+    ca = V.category(a)
+    if ca is None or ca != V.category(b) or ca == "time":
+        return False
+    if ca == "num":
+        assert a is not None and b is not None
+        return (a.kind in V.FLOAT_KINDS) == (b.kind in V.FLOAT_KINDS)
+    return True
 
 
 def _exists(c: Compiler, node: exp.Expression) -> CExpr:
@@ -954,6 +993,22 @@ def common_type(parts: list[CExpr], what: str) -> SqlType | None:
     return result
 
 
+def converted(e: CExpr, target: SqlType | None) -> CExpr:
+    """``e`` with its values converted to ``target``, the type resolved for its column."""
+    convert = V.converter(e.type, target)
+    if convert is None:
+        return e
+    if e.const:
+        return constant(None if e.value is None else convert(e.value), target)
+    f = e.fn
+
+    def convert_value(row: Row, env: Env) -> Any:
+        v = f(row, env)
+        return None if v is None else convert(v)
+
+    return CExpr(convert_value, target)
+
+
 def _case(c: Compiler, node: exp.Expression) -> CExpr:
     subject = node.args.get("this")
     whens: list[tuple[Fn, Fn]] = []
@@ -974,8 +1029,9 @@ def _case(c: Compiler, node: exp.Expression) -> CExpr:
     default = c.compile(default_node) if default_node is not None else constant(None, None)
     results.append(default)
     parts.append(default)
-    fd = default.fn
     rtype = common_type(results, "CASE")
+    whens = [(cond, converted(result, rtype).fn) for (cond, _), result in zip(whens, results, strict=False)]
+    fd = converted(default, rtype).fn
 
     def case(row: Row, env: Env) -> Any:
         for cond, result in whens:
@@ -988,8 +1044,8 @@ def _case(c: Compiler, node: exp.Expression) -> CExpr:
 
 def _coalesce(c: Compiler, node: exp.Expression) -> CExpr:
     args = [c.compile(node.this)] + [c.compile(e) for e in node.expressions]
-    fns = [a.fn for a in args]
     rtype = common_type(args, "COALESCE")
+    fns = [converted(a, rtype).fn for a in args]
 
     def coalesce(row: Row, env: Env) -> Any:
         for f in fns:

@@ -19,12 +19,13 @@ from typing import Any
 
 from sqlglot import exp
 
-from offsetdb import errors
+from offsetdb import errors, numeric
 from offsetdb.types import SqlType
 
 from . import values as V
 from .datetimes import date_trunc, extract
 from .expressions import Compiler, _fold, common_type
+from .formatting import to_char_datetime, to_char_number
 from .runtime import CExpr, Env, Row, constant
 
 
@@ -129,13 +130,25 @@ def _left(s: Any, n: Any) -> str:
 def _right(s: Any, n: Any) -> str:
     text, k = _text_arg(s), _int_arg(n)
     if k >= 0:
-        return text[len(text) - k :] if k else ""
+        return text[max(len(text) - k, 0) :] if k else ""
     return text[-k:]
+
+
+# PostgreSQL's largest value (MaxAllocSize, 1 GB less a header); longer results are 54000
+# "requested length too large" there, and here, before any memory is spent on them.
+MAX_TEXT_BYTES = 0x3FFFFFFF - 4
+_MAX_CHAR_BYTES = 4  # UTF-8
+
+
+def _too_large() -> errors.Error:
+    return errors.ProgramLimitExceeded("requested length too large")
 
 
 def _pad(left: bool) -> Callable[..., str]:
     def pad(s: Any, n: Any, fill: Any = " ") -> str:
         text, width, filler = _text_arg(s), _int_arg(n), _text_arg(fill)
+        if width * _MAX_CHAR_BYTES > MAX_TEXT_BYTES:
+            raise _too_large()
         if width <= len(text):
             return text[: max(width, 0)]
         if not filler:
@@ -161,13 +174,55 @@ def _initcap(s: Any) -> str:
     out = []
     start = True
     for ch in _text_arg(s):
-        out.append(ch.upper() if start else ch.lower())
+        out.append(_simple_case(ch, start))
         start = not ch.isalnum()
     return "".join(out)
 
 
 def _repeat(s: Any, n: Any) -> str:
-    return _text_arg(s) * max(_int_arg(n), 0)
+    text, count = _text_arg(s), max(_int_arg(n), 0)
+    if count and len(text.encode()) * count > MAX_TEXT_BYTES:
+        raise _too_large()
+    return text * count
+
+
+_SIMPLE_LOWER_EXCEPTIONS = {"\u0130": "i"}  # capital I with dot: simple mapping is plain i
+_CASE_CACHE: dict[tuple[str, bool], str] = {}
+
+
+def _simple_case(ch: str, upper: bool) -> str:
+    """One character's simple (one-to-one) case mapping, as C's towupper/towlower give.
+
+    Python's str.upper uses the full mappings (ß -> SS); PostgreSQL maps character by
+    character and leaves characters without a single-character mapping alone.
+    """
+    key = (ch, upper)
+    cached = _CASE_CACHE.get(key)
+    if cached is not None:
+        return cached
+    mapped = ch.upper() if upper else ch.lower()
+    if len(mapped) != 1:
+        if upper:
+            titled = ch.title()
+            mapped = titled if len(titled) == 1 else ch
+        else:
+            mapped = _SIMPLE_LOWER_EXCEPTIONS.get(ch, ch)
+    _CASE_CACHE[key] = mapped
+    return mapped
+
+
+def _upper(s: Any) -> str:
+    text = _text_arg(s)
+    if text.isascii():
+        return text.upper()
+    return "".join(_simple_case(ch, True) for ch in text)
+
+
+def _lower(s: Any) -> str:
+    text = _text_arg(s)
+    if text.isascii():
+        return text.lower()
+    return "".join(_simple_case(ch, False) for ch in text)
 
 
 def _strpos(s: Any, sub: Any) -> int:
@@ -211,7 +266,30 @@ def _md5(s: Any) -> str:
 
 
 def _chr(n: Any) -> str:
-    return chr(_int_arg(n))
+    code = _int_arg(n)
+    if code == 0:
+        raise errors.ProgramLimitExceeded("null character not permitted")
+    if code < 0:
+        raise errors.ProgramLimitExceeded("character number must be positive")
+    if code > 0x10FFFF:
+        raise errors.ProgramLimitExceeded("requested character too large for encoding: " f"{code}")
+    if 0xD800 <= code <= 0xDFFF:
+        raise errors.ProgramLimitExceeded(f"requested character not valid for encoding: {code}")
+    return chr(code)
+
+
+def _ascii(s: Any) -> int:
+    text = _text_arg(s)
+    return ord(text[0]) if text else 0
+
+
+def _translate(s: Any, source: Any, target: Any) -> str:
+    text, frm, to = _text_arg(s), _text_arg(source), _text_arg(target)
+    table: dict[int, str | None] = {}
+    for i, ch in enumerate(frm):
+        if ord(ch) not in table:  # the first occurrence of a character decides
+            table[ord(ch)] = to[i] if i < len(to) else None
+    return text.translate(table)
 
 
 # --- math ---------------------------------------------------------------------------
@@ -228,22 +306,22 @@ def _round(x: Any, n: Any = None) -> Any:
         # PostgreSQL's round(float8) is rint: halves go to the even neighbour
         return float(round(x))
     if type(x) is int:
-        if places >= 0:
-            return x
-        return int(Decimal(x).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP))
-    return x.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+        x = Decimal(x)  # round(integer, n) resolves to round(numeric, n)
+    return numeric.round_to(x, places)
 
 
 def _trunc(x: Any, n: Any = None) -> Any:
     x = _num_arg(x)
     places = 0 if n is None else _int_arg(n)
     if type(x) is float:
-        return float(math.trunc(x)) if n is None else float(
-            Decimal(repr(x)).quantize(Decimal(1).scaleb(-places), rounding=ROUND_DOWN)
-        )
+        if n is not None:
+            raise errors.UndefinedFunction(
+                "function trunc(double precision, integer) does not exist"
+            )
+        return float(math.trunc(x))
     if type(x) is int:
-        return x
-    return x.quantize(Decimal(1).scaleb(-places), rounding=ROUND_DOWN)
+        x = Decimal(x)
+    return numeric.round_to(x, places, ROUND_DOWN)
 
 
 def _ceil(x: Any) -> Any:
@@ -251,8 +329,8 @@ def _ceil(x: Any) -> Any:
     if type(x) is float:
         return float(math.ceil(x))
     if type(x) is int:
-        return x
-    return x.to_integral_value(rounding=ROUND_CEILING)
+        return Decimal(x)
+    return numeric.round_to(x, 0, ROUND_CEILING)
 
 
 def _floor(x: Any) -> Any:
@@ -260,12 +338,8 @@ def _floor(x: Any) -> Any:
     if type(x) is float:
         return float(math.floor(x))
     if type(x) is int:
-        return x
-    return x.to_integral_value(rounding=ROUND_FLOOR)
-
-
-def _abs(x: Any) -> Any:
-    return abs(_num_arg(x))
+        return Decimal(x)
+    return numeric.round_to(x, 0, ROUND_FLOOR)
 
 
 def _sign(x: Any) -> Any:
@@ -273,44 +347,74 @@ def _sign(x: Any) -> Any:
     s = (x > 0) - (x < 0)
     if type(x) is float:
         return float(s)
-    return Decimal(s) if type(x) is Decimal else s
+    return Decimal(s)
 
 
 def _sqrt(x: Any) -> Any:
     x = _num_arg(x)
+    if type(x) is Decimal:
+        return numeric.sqrt(x)
+    x = float(x)
     if x < 0:
         raise errors.DataError("cannot take square root of a negative number", sqlstate="2201F")
-    return x.sqrt() if type(x) is Decimal else math.sqrt(x)
+    return math.sqrt(x)
 
 
 def _exp(x: Any) -> Any:
     x = _num_arg(x)
+    if type(x) is Decimal:
+        return numeric.exp(x)
     try:
-        return x.exp() if type(x) is Decimal else math.exp(x)
+        result = math.exp(float(x))
     except OverflowError:
         raise errors.NumericValueOutOfRange("value out of range: overflow") from None
+    if result == 0.0:
+        raise errors.NumericValueOutOfRange("value out of range: underflow")
+    return result
 
 
 def _ln(x: Any) -> Any:
     x = _num_arg(x)
+    if type(x) is Decimal:
+        return numeric.ln(x)
+    x = float(x)
     if x <= 0:
         raise errors.DataError(
             "cannot take logarithm of zero" if x == 0 else "cannot take logarithm of a negative number",
             sqlstate="2201E",
         )
-    return x.ln() if type(x) is Decimal else math.log(x)
+    return math.log(x)
 
 
 def _log(a: Any, b: Any = None) -> Any:
     if b is None:
         x = _num_arg(a)
+        if type(x) is Decimal:
+            return numeric.log(Decimal(10), x)
+        x = float(x)
         if x <= 0:
-            raise errors.DataError("cannot take logarithm of a non-positive number", sqlstate="2201E")
-        return x.log10() if type(x) is Decimal else math.log10(x)
-    base, x = Decimal(str(_num_arg(a))), Decimal(str(_num_arg(b)))
-    if base <= 0 or x <= 0 or base == 1:
-        raise errors.DataError("cannot take logarithm of a non-positive number", sqlstate="2201E")
-    return x.ln() / base.ln()
+            raise errors.DataError(
+                "cannot take logarithm of zero" if x == 0 else "cannot take logarithm of a negative number",
+                sqlstate="2201E",
+            )
+        return math.log10(x)
+    base, x = _num_arg(a), _num_arg(b)
+    return numeric.log(_as_decimal(base), _as_decimal(x))
+
+
+def _as_decimal(v: Any) -> Decimal:
+    if type(v) is float:
+        return numeric.from_float(v)
+    return Decimal(v)
+
+
+def _abs(x: Any) -> Any:
+    x = _num_arg(x)
+    return numeric.normalize(x.copy_abs()) if type(x) is Decimal else abs(x)
+
+
+def _cbrt(x: Any) -> float:
+    return math.cbrt(float(_num_arg(x)))
 
 
 def _mod(a: Any, b: Any) -> Any:
@@ -318,61 +422,29 @@ def _mod(a: Any, b: Any) -> Any:
 
 
 def _div(a: Any, b: Any) -> Any:
-    x, y = Decimal(str(_num_arg(a))), Decimal(str(_num_arg(b)))
-    if not y:
-        raise errors.DivisionByZero("division by zero")
-    return (x / y).to_integral_value(rounding=ROUND_DOWN)
+    return numeric.int_div(_as_decimal(_num_arg(a)), _as_decimal(_num_arg(b)))
 
 
 def _make_date(y: Any, m: Any, d: Any) -> dt.date:
+    year, month, day = _int_arg(y), _int_arg(m), _int_arg(d)
+    if year < 0 or year > 9999:
+        raise errors.not_supported("dates outside years 1 to 9999")
     try:
-        return dt.date(_int_arg(y), _int_arg(m), _int_arg(d))
-    except ValueError:
-        raise errors.DataError(f"date field value out of range: {y}-{m}-{d}", sqlstate="22008") from None
+        return dt.date(year, month, day)
+    except (ValueError, OverflowError):
+        raise errors.DataError(
+            f"date field value out of range: {year}-{month:02d}-{day:02d}", sqlstate="22008"
+        ) from None
 
 
 def _to_char(value: Any, fmt: Any) -> str:
-    """A subset of PostgreSQL's to_char for dates and timestamps."""
-    if not isinstance(value, dt.date):
-        raise errors.not_supported("to_char for non-date values")
-    ts = value if isinstance(value, dt.datetime) else dt.datetime(value.year, value.month, value.day)
-    text = _text_arg(fmt)
-    mapping = [
-        ("YYYY", f"{ts.year:04d}"),
-        ("MONTH", ts.strftime("%B").upper().ljust(9)),
-        ("Month", ts.strftime("%B").ljust(9)),
-        ("MON", ts.strftime("%b").upper()),
-        ("Mon", ts.strftime("%b")),
-        ("MM", f"{ts.month:02d}"),
-        ("DD", f"{ts.day:02d}"),
-        ("HH24", f"{ts.hour:02d}"),
-        ("HH12", f"{(ts.hour % 12) or 12:02d}"),
-        ("HH", f"{(ts.hour % 12) or 12:02d}"),
-        ("MI", f"{ts.minute:02d}"),
-        ("SS", f"{ts.second:02d}"),
-        ("MS", f"{ts.microsecond // 1000:03d}"),
-        ("US", f"{ts.microsecond:06d}"),
-        ("YY", f"{ts.year % 100:02d}"),
-        ("AM", "AM" if ts.hour < 12 else "PM"),
-        ("PM", "AM" if ts.hour < 12 else "PM"),
-        ("DAY", ts.strftime("%A").upper().ljust(9)),
-        ("Day", ts.strftime("%A").ljust(9)),
-        ("DY", ts.strftime("%a").upper()),
-        ("Dy", ts.strftime("%a")),
-        ("D", str(ts.isoweekday() % 7 + 1)),
-    ]
-    out = []
-    i = 0
-    while i < len(text):
-        for pattern, replacement in mapping:
-            if text.startswith(pattern, i):
-                out.append(replacement)
-                i += len(pattern)
-                break
-        else:
-            out.append(text[i])
-            i += 1
-    return "".join(out)
+    """``to_char`` of a timestamp, date or number (see :mod:`.formatting`)."""
+    template = _text_arg(fmt)
+    if isinstance(value, dt.date):
+        return to_char_datetime(value, template)
+    if type(value) in (int, float, Decimal):
+        return to_char_number(value, template)
+    raise errors.UndefinedFunction(f"function to_char({V.type_name(value)}, text) does not exist")
 
 
 # --- dispatch ------------------------------------------------------------------------
@@ -537,9 +609,13 @@ def _log_handler(c: Compiler, node: exp.Expression) -> CExpr:
     return call("log", _log, args, _float_or_numeric(args))
 
 
-def _to_char_handler(c: Compiler, node: exp.Expression) -> CExpr:
-    args = _args(c, node, "this", "format")
-    return call("to_char", _to_char, args, V.TEXT)
+def _abs_handler(c: Compiler, node: exp.Expression) -> CExpr:
+    args = _args(c, node, "this")
+    rtype = _same_type(args)
+    if rtype is not None and rtype.kind in V.INT_KINDS:
+        int_type = rtype
+        return call("abs", lambda v: V.check_int(abs(v), int_type), args, rtype)
+    return call("abs", _abs, args, rtype)
 
 
 def _initcap_handler(c: Compiler, node: exp.Expression) -> CExpr:
@@ -553,8 +629,15 @@ def _intdiv_handler(c: Compiler, node: exp.Expression) -> CExpr:
 
 
 _NODE_HANDLERS: dict[type, Callable[[Compiler, exp.Expression], CExpr]] = {
-    exp.Lower: _simple("lower", lambda s: _text_arg(s).lower(), ("this",), V.TEXT),
-    exp.Upper: _simple("upper", lambda s: _text_arg(s).upper(), ("this",), V.TEXT),
+    exp.Lower: _simple("lower", _lower, ("this",), V.TEXT),
+    exp.Upper: _simple("upper", _upper, ("this",), V.TEXT),
+    exp.StartsWith: _simple(
+        "starts_with", lambda s, p: _text_arg(s).startswith(_text_arg(p)), ("this", "expression"), V.BOOLEAN
+    ),
+    exp.Translate: _simple("translate", _translate, ("this", "from_", "to"), V.TEXT),
+    exp.Ascii: _simple("ascii", _ascii, ("this",), V.INTEGER),
+    exp.Chr: _simple("chr", _chr, ("expressions",), V.TEXT),
+    exp.Cbrt: _simple("cbrt", _cbrt, ("this",), V.DOUBLE),
     exp.Length: _simple("length", _length, ("this",), V.INTEGER),
     exp.Substring: _substring_handler,
     exp.Trim: _trim_handler,
@@ -575,7 +658,7 @@ _NODE_HANDLERS: dict[type, Callable[[Compiler, exp.Expression], CExpr]] = {
     exp.Repeat: _simple("repeat", _repeat, ("this", "times"), V.TEXT),
     exp.Initcap: _initcap_handler,
     exp.MD5: _simple("md5", _md5, ("this",), V.TEXT),
-    exp.Abs: _simple("abs", _abs, ("this",), _same_type),
+    exp.Abs: _abs_handler,
     exp.Sign: _simple("sign", _sign, ("this",), _numeric_result),
     exp.Sqrt: _simple("sqrt", _sqrt, ("this",), _float_or_numeric),
     exp.Exp: _simple("exp", _exp, ("this",), _float_or_numeric),
@@ -596,7 +679,6 @@ _NODE_HANDLERS: dict[type, Callable[[Compiler, exp.Expression], CExpr]] = {
     exp.Localtimestamp: _now_handler,
     exp.CurrentDate: _current_date_handler,
     exp.Rand: _random_handler,
-    exp.TimeToStr: _to_char_handler,
     exp.IntDiv: _intdiv_handler,
 }
 
@@ -605,9 +687,9 @@ _NAMED: dict[str, tuple[Callable[..., Any], int, int, Any]] = {
     "octet_length": (_octet_length, 1, 1, V.INTEGER),
     "strpos": (_strpos, 2, 2, V.INTEGER),
     "chr": (_chr, 1, 1, V.TEXT),
-    "ascii": (lambda s: ord(_text_arg(s)[0]) if _text_arg(s) else 0, 1, 1, V.INTEGER),
+    "ascii": (_ascii, 1, 1, V.INTEGER),
     "make_date": (_make_date, 3, 3, V.DATE),
-    "cbrt": (lambda x: math.copysign(abs(float(_num_arg(x))) ** (1 / 3), float(x)), 1, 1, V.DOUBLE),
+    "cbrt": (_cbrt, 1, 1, V.DOUBLE),
     "degrees": (lambda x: math.degrees(float(_num_arg(x))), 1, 1, V.DOUBLE),
     "radians": (lambda x: math.radians(float(_num_arg(x))), 1, 1, V.DOUBLE),
     "sin": (lambda x: math.sin(float(_num_arg(x))), 1, 1, V.DOUBLE),
@@ -615,14 +697,8 @@ _NAMED: dict[str, tuple[Callable[..., Any], int, int, Any]] = {
     "tan": (lambda x: math.tan(float(_num_arg(x))), 1, 1, V.DOUBLE),
     "atan": (lambda x: math.atan(float(_num_arg(x))), 1, 1, V.DOUBLE),
     "atan2": (lambda y, x: math.atan2(float(_num_arg(y)), float(_num_arg(x))), 2, 2, V.DOUBLE),
-    "translate": (
-        lambda s, a, b: _text_arg(s).translate(
-            {ord(ch): (_text_arg(b)[i] if i < len(_text_arg(b)) else None) for i, ch in reversed(list(enumerate(_text_arg(a))))}
-        ),
-        3,
-        3,
-        V.TEXT,
-    ),
+    "translate": (_translate, 3, 3, V.TEXT),
+    "to_char": (_to_char, 2, 2, V.TEXT),
     "starts_with": (lambda s, p: _text_arg(s).startswith(_text_arg(p)), 2, 2, V.BOOLEAN),
     "date_part": (lambda unit, v: float(extract(_text_arg(unit), v)), 2, 2, V.DOUBLE),
     "btrim": (_trim(" ", "BOTH"), 1, 2, V.TEXT),

@@ -18,7 +18,7 @@ from offsetdb import errors
 
 from .expressions import Compiler, conjuncts, is_aggregate
 from .runtime import Env, Fn, Row
-from .scanfilter import NO_MATCH, key_value
+from .scanfilter import NO_MATCH, NOT_A_KEY, key_value
 from .scope import Scope, ScopeColumn
 
 if TYPE_CHECKING:
@@ -35,13 +35,19 @@ class KeyLookup:
         self.table = table
         self.parts = [(g, table.columns[i].type) for g, i in zip(getters, table.primary_key, strict=True)]
 
-    def fetch(self, env: Env) -> tuple[bytes, Row] | None:
-        """The row with this key, or None (also when no row can match, e.g. ``id = NULL``)."""
+    def fetch(self, env: Env) -> tuple[bytes, Row] | None | object:
+        """The row with this key, or None (also when no row can match, e.g. ``id = NULL``).
+
+        Returns :data:`NOT_A_KEY` when a value cannot be looked up as a key (a float8
+        compared with a NUMERIC key): the caller must scan and filter instead.
+        """
         values = []
         for getter, sql_type in self.parts:
             v = key_value(getter((), env), sql_type)
             if v is NO_MATCH:
                 return None
+            if v is NOT_A_KEY:
+                return NOT_A_KEY
             values.append(v)
         return env.ctx.get(self.table, values)
 
@@ -88,18 +94,26 @@ class PointSelectPlan:
         lookup: KeyLookup,
         residual: Fn | None,
         project: Callable[[Row, Env], Row],
+        where: Fn,
     ) -> None:
         self.columns = columns
         self.outer_depth = 0
         self.lookup = lookup
         self.residual = residual
         self.project = project
+        self.where = where
 
     def rows(self, env: Env) -> list[Row]:
         """Zero or one row."""
         hit = self.lookup.fetch(env)
         if hit is None:
             return []
+        if hit is NOT_A_KEY:
+            where, project = self.where, self.project
+            return [
+                project(row, env) for _, row in env.ctx.scan(self.lookup.table) if where(row, env) is True
+            ]
+        assert isinstance(hit, tuple)
         row = hit[1]
         residual = self.residual
         if residual is not None and residual(row, env) is not True:
@@ -147,6 +161,7 @@ def try_point_select(planner: Planner, node: exp.Select, parent: Scope | None) -
     residual: Fn | None = None
     if rest:
         residual = all_true([compiler.predicate(c, "WHERE").fn for c in rest])
+    where_fn = compiler.predicate(where.this, "WHERE").fn
 
     items = _Planner._expand_stars(planner, node.expressions, scope)
     select_compiler = Compiler(planner, scope, "SELECT")
@@ -173,7 +188,7 @@ def try_point_select(planner: Planner, node: exp.Select, parent: Scope | None) -
 
     if not compiled:
         raise errors.SqlSyntaxError("empty select list")
-    return PointSelectPlan(columns, lookup, residual, project)  # type: ignore[return-value]
+    return PointSelectPlan(columns, lookup, residual, project, where_fn)  # type: ignore[return-value]
 
 
 def _plain_columns(items: list[tuple[str, exp.Expression]], scope: Scope) -> list[int] | None:

@@ -15,16 +15,16 @@ from typing import cast
 
 import sqlglot
 from sqlglot import exp
-from sqlglot.dialects.postgres import Postgres
 from sqlglot.tokens import Token, TokenType
 
 from offsetdb import errors
 
+from .dialect import DIALECT
 from .params import tag_parameters
 from .result import StatementKind
 from .statement import Statement
 
-_DIALECT = Postgres()
+_DIALECT = DIALECT
 
 CACHE_SIZE = 512
 
@@ -182,7 +182,7 @@ def _prepare_one(text: str, tokens: list[Token]) -> Statement:
     if control is not None:
         return control
     try:
-        tree = cast(exp.Expression, sqlglot.parse_one(text, read="postgres"))
+        tree = cast(exp.Expression, sqlglot.parse_one(text, read=DIALECT))
     except sqlglot.errors.ParseError as e:
         raise errors.SqlSyntaxError(_syntax_message(e)) from None
     except sqlglot.errors.TokenError as e:

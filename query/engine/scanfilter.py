@@ -24,6 +24,9 @@ from .expressions import Compiler
 from .runtime import Env, Fn
 
 NO_MATCH = object()  # a value no row's column can equal (NULL, 2.5 for an integer)
+# A value that rows may equal without being equal as a key: a float8 meeting a NUMERIC
+# key compares in float8, where many numerics round to one float. Look-ups must scan.
+NOT_A_KEY = object()
 
 _FLIP: dict[str, ConjunctOp] = {"=": "=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
 _OPS: dict[type, ConjunctOp] = {exp.EQ: "=", exp.LT: "<", exp.LTE: "<=", exp.GT: ">", exp.GTE: ">="}
@@ -66,7 +69,7 @@ def key_value(value: Any, t: SqlType) -> Any:
             converted = coerce(value, t)
             return converted if converted == value else NO_MATCH
         if vt is float:
-            return NO_MATCH  # compared as float8 by PostgreSQL: not an exact key
+            return NOT_A_KEY
         raise V.operator_error(value, "=", Decimal(0))
     if kind in V.TEXT_KINDS:
         if vt is not str:
@@ -196,6 +199,8 @@ def build_filter(terms: list[Term]) -> Callable[[Env], ScanFilter]:
                 vals = [key_value(g((), env), term.type) for g in term.getters]
             except Exception:
                 continue  # the executor reports the error with its own words
+            if any(v is NOT_A_KEY for v in vals):
+                continue  # dropping a term only widens the scan
             if term.op == "IN":
                 vals = [v for v in vals if v is not NO_MATCH]
                 if len(vals) != len(term.getters):

@@ -28,7 +28,14 @@ from offsetdb.types import SqlType
 
 from . import values as V
 from .aggregates import Accumulator, make_factory
-from .expressions import Compiler, common_type, conjuncts, is_aggregate
+from .expressions import (
+    Compiler,
+    common_type,
+    conjuncts,
+    converted,
+    exactly_comparable,
+    is_aggregate,
+)
 from .runtime import CExpr, Env, Fn, Row
 from .scanfilter import build_filter, extract_terms
 from .scope import GroupedScope, Scope, ScopeColumn
@@ -388,6 +395,34 @@ class SetOpPlan(QueryPlan):
         return except_()
 
 
+class ConvertedPlan(QueryPlan):
+    """A plan whose columns are converted to the types resolved for a set operation."""
+
+    def __init__(self, plan: QueryPlan, columns: Columns, converters: list[Callable[[Any], Any] | None]) -> None:
+        self.plan = plan
+        self.columns = columns
+        self.outer_depth = plan.outer_depth
+        self.converters = list(enumerate(converters))
+
+    @classmethod
+    def wrap(cls, plan: QueryPlan, columns: Columns) -> QueryPlan:
+        """``plan`` itself when its column types already match ``columns``."""
+        converters = [V.converter(t, target) for (_, t), (_, target) in zip(plan.columns, columns, strict=True)]
+        if all(c is None for c in converters):
+            return plan
+        return cls(plan, columns, converters)
+
+    def rows(self, env: Env) -> Iterator[Row]:
+        """The nested plan's rows, converted."""
+        active = [(i, c) for i, c in self.converters if c is not None]
+        for row in self.plan.rows(env):
+            out = list(row)
+            for i, convert in active:
+                if out[i] is not None:
+                    out[i] = convert(out[i])
+            yield tuple(out)
+
+
 @dataclass
 class ValuesPlan(QueryPlan):
     """A VALUES list used as a query."""
@@ -567,7 +602,8 @@ class Planner:
         columns: Columns = [
             (f"column{i + 1}", common_type([t[i] for t in tuples], "VALUES")) for i in range(width)
         ]
-        return ValuesPlan(columns, [[c.fn for c in t] for t in tuples], compiler.outer_depth)
+        fns = [[converted(c, columns[i][1]).fn for i, c in enumerate(t)] for t in tuples]
+        return ValuesPlan(columns, fns, compiler.outer_depth)
 
     def plan_set_operation(self, node: exp.SetOperation, parent: Scope | None) -> QueryPlan:
         """UNION / INTERSECT / EXCEPT with optional ORDER BY, LIMIT, OFFSET."""
@@ -584,8 +620,8 @@ class Planner:
         distinct = node.args.get("distinct") is not False
         plan = SetOpPlan(
             columns,
-            left,
-            right,
+            ConvertedPlan.wrap(left, columns),
+            ConvertedPlan.wrap(right, columns),
             op,
             distinct,
             outer_depth=max(left.outer_depth, right.outer_depth),
@@ -1082,6 +1118,9 @@ class Planner:
                     ca, cb = V.category(a.type), V.category(b.type)
                     full.check_comparable(a, b, "=")
                     if ca is not None and ca == cb and (ca != "time" or a.type == b.type):
+                        if ca == "num" and not exactly_comparable(a.type, b.type):
+                            # float8 meets numeric: hash both sides as float8, as = compares
+                            a, b = converted(a, V.DOUBLE), converted(b, V.DOUBLE)
                         left_keys.append(a.fn)
                         right_keys.append(b.fn)
                         continue

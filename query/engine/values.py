@@ -18,10 +18,13 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import math
+from collections.abc import Callable
 from typing import Any
 
-from offsetdb import errors
+from offsetdb import errors, numeric
+from offsetdb.textinput import parse_int
 from offsetdb.types import INT32_MAX, INT32_MIN, INT64_MAX, INT64_MIN, Kind, SqlType, coerce
+from offsetdb.types import to_text as text_of
 
 from .datetimes import Interval, add_interval, interval_type_name, negate_interval
 
@@ -138,8 +141,8 @@ def _parse_as(text: str, other: Any) -> Any:
     t = type(other)
     if t is int:
         try:
-            return int(text.strip())
-        except ValueError:
+            return parse_int(text, "bigint")
+        except errors.InvalidTextRepresentation:
             # '1.5' against an integer: PostgreSQL resolves the literal as numeric.
             return coerce(text, NUMERIC)
     if t is dt.timedelta or t is Interval:
@@ -159,6 +162,12 @@ def unify(a: Any, b: Any, op: str) -> tuple[Any, Any]:
     if ta is tb:
         return a, b
     if ta in _NUM_SET and tb in _NUM_SET:
+        # float8 meets integer or numeric: PostgreSQL compares in float8 (the implicit
+        # cast runs that way); int and numeric compare exactly, as Python does.
+        if ta is float:
+            return a, to_float(b)
+        if tb is float:
+            return to_float(a), b
         return a, b
     if ta is str:
         return _parse_as(a, b), b
@@ -235,6 +244,25 @@ def check_int(value: int, t: SqlType | None) -> int:
     raise errors.NumericValueOutOfRange("bigint out of range")
 
 
+def to_float(value: Any) -> float:
+    """A number as float8 (22003 when a numeric is beyond float8's range)."""
+    if type(value) is float:
+        return value
+    result = float(value)
+    if math.isinf(result):
+        raise errors.NumericValueOutOfRange("value out of range for type double precision")
+    return result
+
+
+def check_float(result: float, a: float, b: float, zero_ok: bool = False) -> float:
+    """PostgreSQL's float8 overflow and underflow checks for ``a op b``."""
+    if math.isinf(result) and not (math.isinf(a) or math.isinf(b)):
+        raise errors.NumericValueOutOfRange("value out of range: overflow")
+    if result == 0.0 and not zero_ok and a != 0.0 and b != 0.0:
+        raise errors.NumericValueOutOfRange("value out of range: underflow")
+    return result
+
+
 def _numeric_pair(a: Any, b: Any, op: str) -> tuple[Any, Any]:
     """Operands of a mixed-type numeric operation converted to one Python type."""
     ta = type(a)
@@ -248,7 +276,7 @@ def _numeric_pair(a: Any, b: Any, op: str) -> tuple[Any, Any]:
     if ta not in _NUM_SET or tb not in _NUM_SET:
         raise operator_error(a, op, b)
     if ta is float or tb is float:
-        return float(a), float(b)
+        return to_float(a), to_float(b)
     if ta is Decimal or tb is Decimal:
         return Decimal(a), Decimal(b)
     return a, b
@@ -258,8 +286,13 @@ def add(a: Any, b: Any) -> Any:
     """``a + b`` for non-NULL operands (numbers, date + integer, time + interval)."""
     ta = type(a)
     tb = type(b)
-    if ta is tb and ta in _NUM_SET:
-        return a + b
+    if ta is tb:
+        if ta is int:
+            return a + b
+        if ta is Decimal:
+            return numeric.add(a, b)
+        if ta is float:
+            return check_float(a + b, a, b, zero_ok=True)
     if ta is dt.date and tb is int:
         return _date_shift(a, b)
     if ta is int and tb is dt.date:
@@ -271,15 +304,20 @@ def add(a: Any, b: Any) -> Any:
     if ta in (dt.timedelta, Interval) and tb in (dt.timedelta, Interval):
         return Interval.of(a) + Interval.of(b)
     x, y = _numeric_pair(a, b, "+")
-    return x + y
+    return add(x, y)
 
 
 def sub(a: Any, b: Any) -> Any:
     """``a - b`` for non-NULL operands (numbers, dates, timestamps, intervals)."""
     ta = type(a)
     tb = type(b)
-    if ta is tb and ta in _NUM_SET:
-        return a - b
+    if ta is tb:
+        if ta is int:
+            return a - b
+        if ta is Decimal:
+            return numeric.sub(a, b)
+        if ta is float:
+            return check_float(a - b, a, b, zero_ok=True)
     if ta is dt.date and tb is int:
         return _date_shift(a, -b)
     if ta is dt.date and tb is dt.date:
@@ -292,7 +330,7 @@ def sub(a: Any, b: Any) -> Any:
     if ta in (dt.timedelta, Interval) and tb in (dt.timedelta, Interval):
         return Interval.of(a) + Interval.of(negate_interval(b))
     x, y = _numeric_pair(a, b, "-")
-    return x - y
+    return sub(x, y)
 
 
 def _date_shift(d: dt.date, days: int) -> dt.date:
@@ -304,10 +342,16 @@ def _date_shift(d: dt.date, days: int) -> dt.date:
 
 def mul(a: Any, b: Any) -> Any:
     """``a * b`` for non-NULL numeric operands."""
-    if type(a) is type(b) and type(a) in _NUM_SET:
-        return a * b
+    ta = type(a)
+    if ta is type(b):
+        if ta is int:
+            return a * b
+        if ta is Decimal:
+            return numeric.mul(a, b)
+        if ta is float:
+            return check_float(a * b, a, b)
     x, y = _numeric_pair(a, b, "*")
-    return x * y
+    return mul(x, y)
 
 
 def div(a: Any, b: Any) -> Any:
@@ -322,7 +366,9 @@ def div(a: Any, b: Any) -> Any:
     if ta is int:
         q = abs(a) // abs(b)
         return q if (a < 0) == (b < 0) else -q
-    return a / b
+    if ta is Decimal:
+        return numeric.div(a, b)
+    return check_float(a / b, a, b)
 
 
 def mod(a: Any, b: Any) -> Any:
@@ -332,21 +378,25 @@ def mod(a: Any, b: Any) -> Any:
     if not (ta is tb and ta in _NUM_SET):
         a, b = _numeric_pair(a, b, "%")
         ta = type(a)
+    if ta is float:
+        # float8 has no % operator in PostgreSQL; mod() of floats is not defined either
+        raise operator_error(a, "%", b)
     if not b:
         raise errors.DivisionByZero("division by zero")
     if ta is int:
         r = abs(a) % abs(b)
         return r if a >= 0 else -r
-    if ta is float:
-        return math.fmod(a, b)
-    return a % b  # Decimal's % already truncates toward zero
+    return numeric.mod(a, b)
 
 
 def neg(a: Any) -> Any:
     """``-a`` for a non-NULL number or interval."""
-    if type(a) in _NUM_SET:
+    ta = type(a)
+    if ta is int or ta is float:
         return -a
-    if type(a) in (dt.timedelta, Interval):
+    if ta is Decimal:
+        return numeric.neg(a)
+    if ta in (dt.timedelta, Interval):
         return negate_interval(a)
     raise errors.UndefinedFunction(f"operator does not exist: - {type_name(a)}")
 
@@ -354,19 +404,15 @@ def neg(a: Any) -> Any:
 def power(a: Any, b: Any) -> Any:
     """``a ^ b``: double precision unless an operand is numeric (then numeric)."""
     x, y = _numeric_pair(a, b, "^")
+    if isinstance(x, Decimal):
+        return numeric.power(x, y)
+    x, y = float(x), float(y)
     if x == 0 and y < 0:
         raise errors.DataError(
             "zero raised to a negative power is undefined", sqlstate="2201F"
         )
-    if isinstance(x, Decimal):
-        if x < 0 and y != y.to_integral_value():
-            raise errors.DataError(
-                "a negative number raised to a non-integer power yields a complex result",
-                sqlstate="2201F",
-            )
-        return x**y
     try:
-        result = math.pow(float(x), float(y))
+        result = math.pow(x, y)
     except ValueError:
         raise errors.DataError(
             "a negative number raised to a non-integer power yields a complex result",
@@ -374,7 +420,62 @@ def power(a: Any, b: Any) -> Any:
         ) from None
     except OverflowError:
         raise errors.NumericValueOutOfRange("value out of range: overflow") from None
+    if result == 0.0 and x != 0.0 and not math.isinf(y):
+        raise errors.NumericValueOutOfRange("value out of range: underflow")
     return result
+
+
+# --- implicit conversions (CASE, COALESCE, UNION, VALUES branches) ----------------------
+
+
+def converter(source: SqlType | None, target: SqlType | None) -> Callable[[Any], Any] | None:
+    """A function converting non-NULL values of ``source`` to ``target``, or None if none is needed.
+
+    What PostgreSQL's implicit casts do when branches of different types meet in one
+    result column: integers and numerics become float8 beside a float8, integers become
+    numeric beside a numeric, a date becomes a timestamp. An unknown source (a NULL, a
+    string literal, a parameter) is converted by its run-time value.
+    """
+    if target is None:
+        return None
+    tk = target.kind
+    sk = source.kind if source is not None else None
+    if sk is tk or (sk in INT_KINDS and tk in INT_KINDS) or (sk in TEXT_KINDS and tk in TEXT_KINDS):
+        return None
+    if sk in FLOAT_KINDS and tk in FLOAT_KINDS:
+        return None
+    if sk is None:
+        return lambda v: implicit_convert(v, target)
+    if tk in FLOAT_KINDS and sk in NUMBER_KINDS:
+        return to_float
+    if tk is Kind.NUMERIC and sk in INT_KINDS:
+        return numeric.from_int
+    if tk is Kind.TIMESTAMP and sk is Kind.DATE:
+        return _date_to_timestamp
+    return None
+
+
+def _date_to_timestamp(value: dt.date) -> dt.datetime:
+    return dt.datetime(value.year, value.month, value.day)
+
+
+def implicit_convert(value: Any, target: SqlType) -> Any:
+    """A run-time value of unknown static type converted to ``target`` (for branches)."""
+    if value is None:
+        return None
+    t = type(value)
+    kind = target.kind
+    if t is target.python_type and not (t is int and kind is Kind.NUMERIC):
+        return value
+    if t is str or kind in TEXT_KINDS:
+        return coerce(value, target) if t is str else value
+    if kind in FLOAT_KINDS and t in _NUM_SET:
+        return to_float(value)
+    if kind is Kind.NUMERIC and t is int:
+        return numeric.from_int(value)
+    if kind is Kind.TIMESTAMP and t is dt.date:
+        return _date_to_timestamp(value)
+    return value
 
 
 # --- text forms and casts -------------------------------------------------------------
@@ -385,28 +486,9 @@ def to_text(value: Any) -> str:
     t = type(value)
     if t is str:
         return value
-    if t is bool:
-        return "true" if value else "false"
-    if t is int:
-        return str(value)
-    if t is float:
-        if math.isinf(value):
-            return "Infinity" if value > 0 else "-Infinity"
-        if math.isnan(value):
-            return "NaN"
-        text = repr(value)
-        return text[:-2] if text.endswith(".0") else text
-    if t is Decimal:
-        return format(value, "f")
-    if t is dt.datetime:
-        return value.isoformat(sep=" ")
-    if t is dt.date:
-        return value.isoformat()
-    if t is bytes:
-        return "\\x" + value.hex()
     if t is dt.timedelta or t is Interval:
         return str(Interval.of(value))
-    return str(value)
+    return text_of(value)
 
 
 def cast(value: Any, target: SqlType) -> Any:
@@ -421,14 +503,12 @@ def cast(value: Any, target: SqlType) -> Any:
     if kind is Kind.BOOLEAN and type(value) is int:
         return value != 0
     if kind in INT_KINDS and type(value) is str:
-        text = value.strip()
-        try:
-            number = int(text)
-        except ValueError:
-            raise errors.InvalidTextRepresentation(
-                f'invalid input syntax for type {static_type_name(target)}: "{value}"'
-            ) from None
-        return check_int(number, target)
+        number = parse_int(value, static_type_name(target))
+        if not (INT32_MIN <= number <= INT32_MAX if kind is Kind.INTEGER else INT64_MIN <= number <= INT64_MAX):
+            raise errors.NumericValueOutOfRange(
+                f'value "{value}" is out of range for type {static_type_name(target)}'
+            )
+        return number
     if type(value) in (dt.timedelta, Interval):
         raise errors.not_supported(f"cast from interval to {static_type_name(target)}")
     return coerce(value, target)

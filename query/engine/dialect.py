@@ -1,0 +1,51 @@
+"""The SQL dialect offsetdb parses: sqlglot's PostgreSQL, read as PostgreSQL means it.
+
+sqlglot's parser normalizes some functions into portable nodes, and a few of those
+normalizations lose PostgreSQL's meaning: ``to_char``'s template is rewritten into
+strftime codes (so ``FMDay`` can no longer be told from ``Day``), ``date_part`` becomes
+``EXTRACT`` (which returns numeric where ``date_part`` returns double precision), and
+``every`` is not known as the aggregate it is. This dialect keeps those calls as written.
+Everything that parses SQL in offsetdb goes through :data:`DIALECT`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlglot import exp
+from sqlglot.dialects.postgres import Postgres
+
+
+def _anonymous(name: str) -> Any:
+    def build(args: list[exp.Expression]) -> exp.Expression:
+        return exp.Anonymous(this=name, expressions=args)
+
+    return build
+
+
+def _every(args: list[exp.Expression]) -> exp.Expression:
+    # every(x) is PostgreSQL's standard-SQL spelling of bool_and(x)
+    return exp.LogicalAnd(this=args[0]) if len(args) == 1 else exp.Anonymous(this="every", expressions=args)
+
+
+# sqlglot declares Parser as a class attribute; a typed alias keeps mypy from objecting.
+_PostgresParser: Any = Postgres.Parser
+
+
+class OffsetdbPostgres(Postgres):
+    """PostgreSQL as sqlglot reads it, minus the rewrites that change meaning."""
+
+    class Parser(_PostgresParser):
+        """The parser, with PostgreSQL-preserving function builders."""
+
+        FUNCTIONS = {
+            **_PostgresParser.FUNCTIONS,
+            "TO_CHAR": _anonymous("to_char"),
+            "EVERY": _every,
+        }
+        FUNCTION_PARSERS = {
+            k: v for k, v in _PostgresParser.FUNCTION_PARSERS.items() if k != "DATE_PART"
+        }
+
+
+DIALECT = OffsetdbPostgres()
