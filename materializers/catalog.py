@@ -70,10 +70,9 @@ class TableDef:
         return not self.primary_key
 
     def column_index(self, name: str) -> int:
-        """Position of the column called ``name`` (case-insensitive), or 42703."""
-        lowered = name.lower()
+        """Position of the column called ``name`` (as folded by the parser), or 42703."""
         for i, column in enumerate(self.columns):
-            if column.name == lowered:
+            if column.name == name:
                 return i
         raise errors.UndefinedColumn(f'column "{name}" of relation "{self.name}" does not exist')
 
@@ -152,12 +151,16 @@ class CatalogVersion:
         self._by_id = {t.table_id: t for t in tables.values()}
 
     def get(self, name: str) -> TableDef | None:
-        """The table called ``name`` (names are stored lower-case), or None."""
-        return self._tables.get(name.lower())
+        """The table called exactly ``name``, or None.
+
+        Names are stored as the parser folded them: unquoted identifiers in lower case,
+        quoted ones as written (``"Users"`` and ``users`` are two tables, as in PostgreSQL).
+        """
+        return self._tables.get(name)
 
     def require(self, name: str) -> TableDef:
         """The table called ``name``, or 42P01 naming it."""
-        table = self._tables.get(name.lower())
+        table = self._tables.get(name)
         if table is None:
             raise errors.UndefinedTable(f'relation "{name}" does not exist')
         return table

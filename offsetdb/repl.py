@@ -648,10 +648,11 @@ class Session:
 
     def describe(self, table: str) -> None:
         r"""Describe a table (``\d TABLE``): columns, types, nullability, defaults, keys."""
+        # psql's rule: a quoted name is exact, an unquoted one folds to lower case
         name = (
             table[1:-1].replace('""', '"')
             if table.startswith('"') and table.endswith('"')
-            else table
+            else table.lower()
         )
         columns = self.conn.describe_table(name)
         rows = []

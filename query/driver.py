@@ -215,7 +215,10 @@ class Connection:
         return database.materializer.catalog.latest().names()
 
     def describe_table(self, name: str) -> list[ColumnInfo]:
-        """The columns of table ``name`` (42P01 if it does not exist)."""
+        """The columns of table ``name``, spelled as stored (42P01 if it does not exist).
+
+        Unquoted SQL names are stored in lower case: ``CREATE TABLE Users`` makes ``users``.
+        """
         database = self._check_open()
         table = database.materializer.catalog.latest().require(name)
         unique_columns = {i for constraint in table.unique for i in constraint if len(constraint) == 1}

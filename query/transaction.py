@@ -119,14 +119,13 @@ class Transaction:
 
     def table(self, name: str) -> TableDef:
         """The table ``name`` as this transaction sees it (42P01 if none)."""
-        lowered = name.lower()
-        created = self._created.get(lowered)
+        created = self._created.get(name)
         if created is not None:
             return created
-        self._read_keys.add((CATALOG_TABLE_ID, _catalog_key(lowered)))
-        if lowered in self._dropped:
+        self._read_keys.add((CATALOG_TABLE_ID, _catalog_key(name)))
+        if name in self._dropped:
             raise errors.UndefinedTable(f'relation "{name}" does not exist')
-        return self._catalog.require(lowered)
+        return self._catalog.require(name)
 
     def table_names(self) -> list[str]:
         """Visible table names, sorted."""
@@ -299,7 +298,6 @@ class Transaction:
 
     def drop_table(self, name: str, if_exists: bool = False) -> bool:
         """Buffer a DROP TABLE."""
-        name = name.lower()
         self._writes.pop(name, None)
         if name in self._created:
             del self._created[name]

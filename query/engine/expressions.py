@@ -329,6 +329,11 @@ def _literal(c: Compiler, node: exp.Expression) -> CExpr:
     return c.literal(node)
 
 
+def _raw_string(c: Compiler, node: exp.Expression) -> CExpr:
+    # a dollar-quoted string ($$text$$): an untyped literal, like 'text'
+    return constant(node.this, V.TEXT, untyped=True)
+
+
 def _boolean(c: Compiler, node: exp.Expression) -> CExpr:
     return constant(bool(node.this), V.BOOLEAN)
 
@@ -1119,6 +1124,7 @@ def _tuple(c: Compiler, node: exp.Expression) -> CExpr:
 _HANDLERS: dict[type, Callable[[Compiler, exp.Expression], CExpr]] = {
     exp.Column: _column,
     exp.Literal: _literal,
+    exp.RawString: _raw_string,
     exp.Boolean: _boolean,
     exp.Null: _null,
     exp.Paren: _paren,

@@ -23,6 +23,7 @@ from .dialect import DIALECT
 from .params import tag_parameters
 from .result import StatementKind
 from .statement import Statement
+from .validate import check_tokens, check_tree
 
 _DIALECT = DIALECT
 
@@ -189,6 +190,8 @@ def _prepare_one(text: str, tokens: list[Token]) -> Statement:
         raise errors.SqlSyntaxError(f"syntax error: {e}") from None
     if tree is None:
         raise errors.SqlSyntaxError(f"empty statement: {text!r}")
+    check_tokens(tokens)
+    check_tree(tree)
     for ident in tree.find_all(exp.Identifier):
         if not ident.quoted:
             ident.set("this", ident.this.lower())

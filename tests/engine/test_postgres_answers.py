@@ -246,3 +246,36 @@ def test_huge_results_fail_with_54000_instead_of_exhausting_memory(backend: Any)
         backend.rows("SELECT lpad('x', 300000000)")
     with pytest.raises(errors.ProgramLimitExceeded):
         backend.rows("SELECT repeat('xx', 600000000)")
+
+
+# --- syntax PostgreSQL refuses --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sql", "sqlstate"),
+    [
+        ("UPDATE t SET", "42601"),
+        ("SELECT , FROM t", "42601"),
+        ("SELECT 1,", "42601"),
+        ("SELECT 1 LIMIT", "42601"),
+        ("SELECT 1 OFFSET", "42601"),
+        ("SELECT 1 IN ()", "42601"),
+        ("DELETE t", "42601"),
+        ("SELECT * FROM t GROUP BY", "42601"),
+        ("SELECT 1 ORDER BY 1.5", "42601"),
+        ("SELECT 1 ORDER BY 'a'", "42601"),
+        ("SELECT id FROM t GROUP BY 'a'", "42601"),
+        ("SELECT count()", "42809"),
+        ("SELECT * FROM t TABLESAMPLE BERNOULLI (50)", "0A000"),
+    ],
+)
+def test_malformed_sql_is_refused(backend: Any, sql: str, sqlstate: str) -> None:
+    backend.run("CREATE TABLE t (id INT PRIMARY KEY)")
+    with pytest.raises(errors.Error) as e:
+        backend.rows(sql)
+    assert e.value.sqlstate == sqlstate
+
+
+def test_keywords_after_as_and_dollar_quotes_still_parse(backend: Any) -> None:
+    assert one(backend, "SELECT 1 AS limit, $$it's$$, $q$a$q$ = 'a'") == (1, "it's", True)
+    assert one(backend, "SELECT every(x) FROM (VALUES (true), (false)) t(x)") is False
