@@ -223,7 +223,7 @@ def _to_decimal(value: Any, t: SqlType) -> decimal.Decimal:
     elif isinstance(value, int):
         result = numeric.from_int(value)
     elif isinstance(value, decimal.Decimal):
-        result = numeric.normalize(value)
+        result = numeric.normalize(decimal.Decimal(value))
     elif isinstance(value, str):
         result = numeric.parse(value)
     else:
@@ -242,7 +242,10 @@ def _to_decimal(value: Any, t: SqlType) -> decimal.Decimal:
 
 
 def _to_text(value: Any, t: SqlType) -> str:
-    result = value if isinstance(value, str) else to_text(value)
+    if isinstance(value, str):
+        result = value if type(value) is str else value[:]  # a subclass's slice is a str
+    else:
+        result = to_text(value)
     if t.length is not None and len(result) > t.length:
         raise errors.StringDataRightTruncation(
             f"value too long for type character varying({t.length})"
@@ -349,7 +352,7 @@ def _to_timestamp(value: Any, t: SqlType) -> dt.datetime:
 
 def _to_bytes(value: Any, t: SqlType) -> bytes:
     if isinstance(value, (bytes, bytearray, memoryview)):
-        return bytes(value)
+        return value if type(value) is bytes else bytes(value)
     if isinstance(value, str):
         if value.startswith("\\x"):
             try:

@@ -64,6 +64,16 @@ class TxnContext(Protocol):
         """When the transaction began (UTC, naive): ``now()`` for all of its statements."""
         ...
 
+    def begin_statement(self) -> None:
+        """Mark the start of a statement.
+
+        Until the next call, :meth:`scan` and :meth:`get` see this transaction's writes
+        made *before* the statement, never the statement's own (PostgreSQL's command
+        visibility: ``UPDATE t SET v = (SELECT max(v) FROM t)`` reads t as it was).
+        :meth:`find_unique` and the constraint checks of writes see every write.
+        """
+        ...
+
     def table(self, name: str) -> TableDef:
         """The table called ``name`` at this snapshot, or UndefinedTable (42P01).
 

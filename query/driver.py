@@ -79,23 +79,31 @@ class Connection:
 
     def commit(self) -> None:
         """Commit the open transaction; SerializationFailure (40001) if it conflicted."""
-        self._check_open()
         with self._lock:
+            self._check_open()
             self._session.commit()
 
     def rollback(self) -> None:
         """Roll back the open transaction."""
-        self._check_open()
         with self._lock:
+            self._check_open()
             self._session.rollback()
 
     def close(self) -> None:
-        """Close the connection; an open transaction is rolled back."""
-        if self._database is None:
-            return
-        self._session.rollback()
-        database, self._database = self._database, None
-        database.release()
+        """Close the connection; an open transaction is rolled back.
+
+        A statement another thread is running on this connection finishes first (close
+        waits for it); after that every call fails with InterfaceError "the connection
+        is closed", and the database directory is released exactly once.
+        """
+        with self._lock:
+            if self._database is None:
+                return
+            database, self._database = self._database, None
+            try:
+                self._session.rollback()
+            finally:
+                database.release()
 
     def __enter__(self) -> Connection:
         return self
@@ -235,13 +243,13 @@ class Connection:
         ]
 
     def _execute(self, sql: str, params: Params) -> Result:
-        self._check_open()
         with self._lock:
+            self._check_open()
             return self._session.execute(sql, params)
 
     def _executemany(self, sql: str, seq_of_params: Iterable[Params]) -> int:
-        self._check_open()
         with self._lock:
+            self._check_open()
             return self._session.executemany(sql, seq_of_params)
 
     def _check_open(self) -> Database:

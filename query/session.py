@@ -33,6 +33,20 @@ Params = Sequence[Any] | Mapping[str, Any] | None
 
 ISOLATION_LEVELS = ("SERIALIZABLE", "SNAPSHOT")
 
+# Statements that draw transaction boundaries instead of running in one.
+_CONTROL = frozenset(
+    (StatementKind.BEGIN, StatementKind.COMMIT, StatementKind.ROLLBACK, StatementKind.SET_ISOLATION)
+)
+
+
+def _run_all(statements: list[Statement], txn: Transaction, params: Params) -> Result:
+    """Run ``statements`` in ``txn``; the result is the last one's."""
+    result = Result([], [], -1, "")
+    for statement in statements:
+        result = statement.execute(txn, params)
+    return result
+
+
 # Autocommit attempts that compete freely before a retry holds off other local appends.
 _EXCLUSIVE_AFTER = 3
 
@@ -59,13 +73,30 @@ class Session:
     # --- statements -------------------------------------------------------------------
 
     def execute(self, sql: str, params: Params = None) -> Result:
-        """Run every statement in ``sql``; the result is the last one's."""
+        """Run every statement in ``sql``; the result is the last one's.
+
+        As PostgreSQL's simple query protocol does, the statements of one string run in
+        one transaction: in autocommit, consecutive statements outside a transaction
+        block commit together or not at all, and BEGIN/COMMIT/ROLLBACK in the string
+        draw the boundaries.
+        """
         statements = self._prepare(sql)
         if not statements:
             return Result([], [], -1, "")
         result = None
-        for statement in statements:
-            result = self._execute_one(statement, params)
+        i = 0
+        while i < len(statements):
+            if self.autocommit and not self._block and statements[i].kind not in _CONTROL:
+                j = i
+                while j < len(statements) and statements[j].kind not in _CONTROL:
+                    j += 1
+                group = statements[i:j]
+                if len(group) > 1:
+                    result = self._run(lambda txn, group=group: _run_all(group, txn, params))
+                    i = j
+                    continue
+            result = self._execute_one(statements[i], params)
+            i += 1
         assert result is not None
         return result
 

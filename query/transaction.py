@@ -44,14 +44,35 @@ _OPS = {"=": "EQ", "<": "LT", "<=": "LE", ">": "GT", ">=": "GE", "IN": "IN", "IS
 _PROVISIONAL = b"\xff"
 
 
+_STORED = object()  # a pending row's statement-start view: the stored row itself
+
+
 class _Pending:
-    """The transaction's view of one row it wrote."""
+    """The transaction's view of one row it wrote.
 
-    __slots__ = ("before", "after")
+    ``statement`` is the last statement that wrote the row and ``seen`` the row as that
+    statement's reads must see it: as it was when the statement began (PostgreSQL's
+    command visibility), either an earlier statement's write or, with ``_STORED``, the
+    row in the snapshot. Constraint checks always use ``after``.
+    """
 
-    def __init__(self, before: tuple[Any, ...] | None, after: Row | None) -> None:
+    __slots__ = ("before", "after", "statement", "seen")
+
+    def __init__(self, before: tuple[Any, ...] | None, after: Row | None, statement: int) -> None:
         self.before = before  # primitive row as read at the snapshot; None: absent then
         self.after = after  # logical row now; None: deleted
+        self.statement = statement
+        self.seen: Row | None | object = _STORED
+
+    def written_by(self, statement: int) -> None:
+        """Record that ``statement`` writes the row: keep what it must go on reading."""
+        if self.statement != statement:
+            self.seen = self.after
+            self.statement = statement
+
+    def visible(self, statement: int) -> Row | None | object:
+        """The row as reads of ``statement`` see it (``_STORED``: the snapshot's row)."""
+        return self.seen if self.statement == statement else self.after
 
 
 class _TableWrites:
@@ -89,6 +110,7 @@ class Transaction:
         self._read_keys: set[tuple[int, bytes]] = set()
         self._predicates: dict[tuple[int, tuple[Any, ...]], None] = {}
         self._provisional = 0
+        self._statement = 0
         self._started_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
         self._row_reader: mvcc.PointReader | None = None
         self._unique_reader: mvcc.PointReader | None = None
@@ -106,6 +128,10 @@ class Transaction:
         return self._unique_reader
 
     # --- TxnContext: reads ----------------------------------------------------------------
+
+    def begin_statement(self) -> None:
+        """Start a statement: its reads see this transaction's writes made before it."""
+        self._statement += 1
 
     @property
     def started_at(self) -> dt.datetime:
@@ -150,7 +176,7 @@ class Transaction:
         if writes is None or not writes.rows:
             yield from stored
             return
-        yield from _overlay(stored, writes.rows, lo, hi)
+        yield from _overlay(stored, writes.rows, lo, hi, self._statement)
 
     def get(self, table: TableDef, primary_key: Sequence[Any]) -> tuple[bytes, Row] | None:
         """The row with this primary key, or None."""
@@ -163,12 +189,15 @@ class Transaction:
         key = encode_key(values)
         return self._get_key(table, key)
 
-    def _get_key(self, table: TableDef, key: bytes) -> tuple[bytes, Row] | None:
+    def _get_key(self, table: TableDef, key: bytes, latest: bool = False) -> tuple[bytes, Row] | None:
+        """The row at ``key`` as this statement reads it (``latest``: with its own writes)."""
         writes = self._writes.get(table.name)
         if writes is not None:
             pending = writes.rows.get(key)
             if pending is not None:
-                return None if pending.after is None else (key, pending.after)
+                row = pending.after if latest else pending.visible(self._statement)
+                if row is not _STORED:
+                    return None if row is None else (key, row)  # type: ignore[return-value]
         if not table.table_id:
             return None
         self._read_keys.add((table.table_id, key))
@@ -187,7 +216,11 @@ class Transaction:
     ) -> tuple[bytes, Row] | None:
         """The row whose ``columns`` equal ``values`` (a key or UNIQUE constraint)."""
         if columns == table.primary_key:
-            return self.get(table, values)
+            values = [
+                coerce(v, table.columns[i].type, table.columns[i].name)
+                for v, i in zip(values, columns, strict=True)
+            ]
+            return self._get_key(table, encode_key(values), latest=True)
         if columns not in table.unique:
             raise errors.InvalidTableDefinition(
                 "there is no unique or exclusion constraint matching the ON CONFLICT "
@@ -211,7 +244,7 @@ class Transaction:
         holder = self._uniques.live(index_prefix(table.table_id, number) + encoded)
         if holder is None:
             return None
-        found = self._get_key(table, holder)
+        found = self._get_key(table, holder, latest=True)
         if found is None or [found[1][i] for i in columns] != coerced:
             return None  # this transaction deleted or changed that row
         return found
@@ -222,10 +255,11 @@ class Transaction:
         """Buffer an INSERT; returns the row's key."""
         row = self._checked_row(table, row)
         writes = self._table_writes(table)
+        statement = self._statement
         if table.has_hidden_key:
             key = _PROVISIONAL + U64.pack(self._provisional)
             self._provisional += 1
-            writes.rows[key] = _Pending(None, row)
+            writes.rows[key] = _Pending(None, row, statement)
         else:
             primary_key = table.primary_key
             key = (
@@ -238,10 +272,11 @@ class Transaction:
                 stored = self._stored(table, key) if table.table_id else None
                 if stored is not None:
                     raise self._duplicate_key(table, key)
-                writes.rows[key] = _Pending(None, row)
+                writes.rows[key] = _Pending(None, row, statement)
             elif pending.after is not None:
                 raise self._duplicate_key(table, key)
             else:
+                pending.written_by(statement)
                 pending.after = row
         self._claim_unique(writes, key, row)
         return key
@@ -257,10 +292,11 @@ class Transaction:
         writes = self._table_writes(table)
         pending = writes.rows.get(key)
         if pending is None:
-            pending = writes.rows[key] = _Pending(self._stored(table, key), None)
+            pending = writes.rows[key] = _Pending(self._stored(table, key), None, self._statement)
             if pending.before is None:
                 raise errors.InternalError(f'updated row of "{table.name}" does not exist')
         else:
+            pending.written_by(self._statement)
             self._release_unique(writes, key, pending.after)
         pending.after = row
         self._claim_unique(writes, key, row)
@@ -271,12 +307,13 @@ class Transaction:
         writes = self._table_writes(table)
         pending = writes.rows.get(key)
         if pending is None:
-            writes.rows[key] = _Pending(self._stored(table, key), None)
+            writes.rows[key] = _Pending(self._stored(table, key), None, self._statement)
             return
+        pending.written_by(self._statement)
         self._release_unique(writes, key, pending.after)
         pending.after = None
-        if pending.before is None:
-            del writes.rows[key]  # inserted and deleted by this transaction: nothing happened
+        if pending.before is None and pending.seen is _STORED:
+            del writes.rows[key]  # inserted and deleted by this statement: nothing happened
 
     def create_table(self, definition: TableDef, if_not_exists: bool = False) -> bool:
         """Buffer a CREATE TABLE."""
@@ -337,7 +374,7 @@ class Transaction:
                         continue
                     ops.append("INSERT")
                     keys.append(b"" if key[:1] == _PROVISIONAL else key)
-                    images.append(to_primitive(pending.after))
+                    images.append(_plain(table, to_primitive(pending.after)))
                 elif pending.after is None:
                     ops.append("DELETE")
                     keys.append(key)
@@ -346,7 +383,7 @@ class Transaction:
                     ops.append("UPDATE")
                     keys.append(key)
                     images.append(pending.before)
-                    images.append(to_primitive(pending.after))
+                    images.append(_plain(table, to_primitive(pending.after)))
             tables.append(
                 {
                     "table": table.name,
@@ -485,6 +522,26 @@ class Transaction:
         return lo, hi
 
 
+_PRIMITIVE_TYPES = frozenset((type(None), bool, int, float, str, bytes))
+
+
+def _plain(table: TableDef, row: tuple[Any, ...]) -> tuple[Any, ...]:
+    """``row`` if every value is of a primitive type every node decodes alike, else XX000.
+
+    The committing node applies the rows it built without decoding them from the log;
+    a value of any other type (a str subclass, say) would be applied differently here
+    than on every other node, or stop this node's materializer. Coercion produces plain
+    values, so this is a last line of defence, raised to the client before appending.
+    """
+    for value in row:
+        if type(value) not in _PRIMITIVE_TYPES:
+            raise errors.InternalError(
+                f'a value of type {type(value).__name__} reached a row of "{table.name}"; '
+                "nothing was committed"
+            )
+    return row
+
+
 def _row_prefix(table: TableDef) -> bytes:
     """The ``data`` prefix of the table's rows, computed once per table version."""
     prefix: bytes | None = table._cache.get("prefix")
@@ -504,12 +561,15 @@ def _overlay(
     pending: dict[bytes, _Pending],
     lo: bytes,
     hi: bytes | None,
+    statement: int,
 ) -> Iterator[tuple[bytes, Row]]:
-    """Merge stored rows with this transaction's writes, in key order."""
+    """Merge stored rows with this transaction's writes before ``statement``, in key order."""
     own: list[tuple[bytes, Row | None]] = sorted(
-        (k, p.after)
+        (k, seen)  # type: ignore[misc]
         for k, p in pending.items()
-        if k >= lo and (hi is None or k < hi or k[:1] == _PROVISIONAL)
+        if (seen := p.visible(statement)) is not _STORED
+        and k >= lo
+        and (hi is None or k < hi or k[:1] == _PROVISIONAL)
     )
     i = 0
     for key, row in stored:

@@ -189,10 +189,8 @@ class InsertPlan:
             values = [row[i] for i in cols]
             if any(v is None for v in values):
                 continue  # NULLs never conflict
-            if cols == self.conflict.primary:
-                hit = ctx.get(self.table, values)
-            else:
-                hit = ctx.find_unique(self.table, cols, values)
+            # find_unique, not get: arbitration sees this statement's own inserts
+            hit = ctx.find_unique(self.table, cols, values)
             if hit is not None:
                 return hit
         return None
@@ -203,6 +201,8 @@ class InsertPlan:
             total = 0
             for params in seq_of_params:
                 env.params = bind(params)
+                env.ctx.begin_statement()  # each parameter set is a statement of its own
+                env.cache.clear()
                 total += self.execute(env).rowcount
             return total
         ctx = env.ctx

@@ -8,12 +8,16 @@ the expression compiler turns it into ``env.params[slot]`` without knowing the s
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping, Sequence
+from decimal import Decimal
 from typing import Any
 
 from sqlglot import exp
 
 from offsetdb import errors
+
+_PLAIN = frozenset((type(None), bool, int, float, Decimal, str, bytes, dt.date, dt.datetime, dt.timedelta))
 
 
 class ParamSpec:
@@ -42,7 +46,7 @@ class ParamSpec:
             and len(params) == self.count
             and self.style != "named"
         ):
-            return params
+            return normalize_values(params)
         if params is None:
             if self.count:
                 raise _count_error(self.count, 0)
@@ -55,7 +59,7 @@ class ParamSpec:
                     "a mapping of parameters needs :name placeholders", sqlstate="08P01"
                 )
             try:
-                return [params[name] for name in self.names]
+                return normalize_values([params[name] for name in self.names])
             except KeyError as e:
                 raise errors.ProgrammingError(
                     f"no value supplied for parameter :{e.args[0]}", sqlstate="08P01"
@@ -68,9 +72,92 @@ class ParamSpec:
             raise errors.ProgrammingError(
                 "named (:name) placeholders need a mapping of parameters", sqlstate="08P01"
             )
+        if not isinstance(params, Sequence):
+            raise errors.ProgrammingError(
+                "parameters must be a sequence (a tuple or list) or a mapping, not "
+                f"{type(params).__name__}",
+                sqlstate="08P01",
+            )
         if len(params) != self.count:
             raise _count_error(self.count, len(params))
-        return params
+        return normalize_values(params)
+
+
+def normalize_values(values: Sequence[Any]) -> Sequence[Any]:
+    """Parameter values as plain Python values of the types offsetdb stores.
+
+    A subclass (an ``enum.StrEnum`` member, a ``numpy.float64``, a pandas ``Timestamp``)
+    becomes its plain base value before anything is planned or appended: every node
+    decodes plain values from the log, so the committing node must hold the same ones.
+    Text must be valid UTF-8 without NUL (22021), as PostgreSQL requires.
+    """
+    if all(type(v) in _PLAIN and _clean(v) for v in values):
+        return values
+    return [normalize_value(v) for v in values]
+
+
+def _clean(value: Any) -> bool:
+    t = type(value)
+    if t is str:
+        return "\x00" not in value and (value.isascii() or _encodes(value))
+    if t is Decimal:
+        return bool(value.is_finite())
+    return True
+
+
+def _encodes(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def normalize_value(value: Any) -> Any:
+    """One parameter as a plain value (see :func:`normalize_values`), or an error naming it."""
+    t = type(value)
+    if isinstance(value, str):
+        plain = value[:] if t is not str else value  # a slice of a str subclass is a str
+        check_text(plain)
+        return plain
+    if value is None or t in (bool, int, float, bytes, dt.timedelta, dt.date, dt.datetime):
+        return value
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise errors.not_supported(f"the numeric value {value}")
+        return Decimal(value)
+    if isinstance(value, dt.datetime):
+        return dt.datetime(
+            value.year, value.month, value.day, value.hour, value.minute, value.second,
+            value.microsecond, tzinfo=value.tzinfo,
+        )
+    if isinstance(value, dt.date):
+        return dt.date(value.year, value.month, value.day)
+    if isinstance(value, (bytearray, memoryview)):
+        return bytes(value)
+    if isinstance(value, dt.timedelta):
+        return dt.timedelta(value.days, value.seconds, value.microseconds)
+    raise errors.ProgrammingError(
+        f"cannot bind a parameter of type {t.__module__}.{t.__qualname__}: offsetdb takes "
+        "None, bool, int, float, Decimal, str, bytes, date, datetime and timedelta",
+        sqlstate="08P01",
+    )
+
+
+def check_text(text: str) -> None:
+    """22021 for text PostgreSQL cannot hold: NUL characters, lone surrogates."""
+    if "\x00" in text:
+        raise errors.CharacterNotInRepertoire('invalid byte sequence for encoding "UTF8": 0x00')
+    if not text.isascii() and not _encodes(text):
+        raise errors.CharacterNotInRepertoire(
+            'invalid byte sequence for encoding "UTF8": a lone surrogate in the text'
+        )
 
 
 def _count_error(expected: int, got: int) -> errors.ProgrammingError:

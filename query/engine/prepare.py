@@ -20,7 +20,8 @@ from sqlglot.tokens import Token, TokenType
 from offsetdb import errors
 
 from .dialect import DIALECT
-from .params import tag_parameters
+from .limits import allow_depth, too_complex
+from .params import check_text, tag_parameters
 from .result import StatementKind
 from .statement import Statement
 from .validate import check_tokens, check_tree
@@ -49,6 +50,7 @@ def prepare(sql: str) -> list[Statement]:
 
 @functools.lru_cache(maxsize=CACHE_SIZE)
 def _prepare_cached(sql: str) -> tuple[Statement, ...]:
+    check_text(sql)
     return tuple(_prepare_one(text, tokens) for text, tokens in split_statements(sql))
 
 
@@ -182,12 +184,15 @@ def _prepare_one(text: str, tokens: list[Token]) -> Statement:
     control = _control(text, tokens)
     if control is not None:
         return control
+    allow_depth(tokens)
     try:
         tree = cast(exp.Expression, sqlglot.parse_one(text, read=DIALECT))
     except sqlglot.errors.ParseError as e:
         raise errors.SqlSyntaxError(_syntax_message(e)) from None
     except sqlglot.errors.TokenError as e:
         raise errors.SqlSyntaxError(f"syntax error: {e}") from None
+    except RecursionError:
+        raise too_complex() from None
     if tree is None:
         raise errors.SqlSyntaxError(f"empty statement: {text!r}")
     check_tokens(tokens)

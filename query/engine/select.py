@@ -324,8 +324,12 @@ def _limit_value(fn: Fn | None, env: Env) -> int | None:
     if isinstance(v, bool) or not isinstance(v, int):
         try:
             v = V.cast(v, V.BIGINT)
+        except errors.NumericValueOutOfRange:
+            raise
         except errors.Error:
-            raise errors.DataError(f"invalid LIMIT/OFFSET value {v!r}", sqlstate="22023") from None
+            shown = repr(v)[:40]
+            raise errors.DataError(f"invalid LIMIT/OFFSET value {shown}", sqlstate="22023") from None
+    V.check_int(v, V.BIGINT)
     if v < 0:
         raise errors.DataError("LIMIT/OFFSET must not be negative", sqlstate="2201W")
     return int(v)

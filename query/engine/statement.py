@@ -16,6 +16,7 @@ from sqlglot import exp
 
 from offsetdb import errors
 
+from .limits import too_complex
 from .params import ParamSpec
 from .result import Result, ResultColumn, StatementKind
 from .runtime import Env
@@ -140,6 +141,7 @@ class Statement:
 
         """
         values = self.params.bind(params)
+        ctx.begin_statement()
         kind = self.kind
         if kind is StatementKind.QUERY and self.tree is None:
             names = ctx.table_names()
@@ -153,8 +155,11 @@ class Statement:
             )
         if self.tree is None:
             return Result([], [], -1, self.tag)
-        plan = self._plan(ctx)
-        return plan.execute(Env(ctx, values))
+        try:
+            plan = self._plan(ctx)
+            return plan.execute(Env(ctx, values))
+        except RecursionError:
+            raise too_complex() from None
 
     def execute_many(self, ctx: TxnContext, seq_of_params: Iterable[Params]) -> int:
         """Execute once per parameter set; returns the total row count of DML.
@@ -166,6 +171,7 @@ class Statement:
         if self.tree is not None and isinstance(self.tree, exp.Insert):
             plan = self._plan(ctx)
             assert isinstance(plan, InsertPlan)
+            ctx.begin_statement()
             return plan.execute_many(Env(ctx, ()), seq_of_params, self.params.bind)
         total = 0
         for params in seq_of_params:

@@ -42,6 +42,11 @@ class MemoryContext:
     def __init__(self, db: MemoryDatabase | None = None) -> None:
         self.db = db or MemoryDatabase()
         self._started = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        # rows as they stood when the current statement began: what its reads see
+        self._view: dict[int, dict[bytes, tuple[Any, ...]]] = {}
+
+    def begin_statement(self) -> None:
+        self._view = {tid: dict(rows) for tid, rows in self.db.rows.items()}
 
     @property
     def snapshot_offset(self) -> int:
@@ -64,9 +69,13 @@ class MemoryContext:
     def _rows(self, table: TableDef) -> dict[bytes, tuple[Any, ...]]:
         return self.db.rows[table.table_id]
 
+    def _seen(self, table: TableDef) -> dict[bytes, tuple[Any, ...]]:
+        view = self._view.get(table.table_id)
+        return view if view is not None else self._rows(table)
+
     def scan(self, table: TableDef, where: ScanFilter | None = None) -> Iterator[tuple[bytes, tuple[Any, ...]]]:
         self.db.scans.append((table.name, where))
-        rows = self._rows(table)
+        rows = self._seen(table)
         order = self.db.sort_keys[table.table_id]
         for key in sorted(rows, key=lambda k: order[k]):
             if key in rows:
@@ -79,7 +88,7 @@ class MemoryContext:
         )
         self.db.gets.append((table.name, values))
         key = pickle.dumps(values)
-        row = self._rows(table).get(key)
+        row = self._seen(table).get(key)
         return (key, row) if row is not None else None
 
     def find_unique(self, table: TableDef, columns: tuple[int, ...], values: Sequence[Any]) -> tuple[bytes, tuple[Any, ...]] | None:

@@ -279,3 +279,34 @@ def test_malformed_sql_is_refused(backend: Any, sql: str, sqlstate: str) -> None
 def test_keywords_after_as_and_dollar_quotes_still_parse(backend: Any) -> None:
     assert one(backend, "SELECT 1 AS limit, $$it's$$, $q$a$q$ = 'a'") == (1, "it's", True)
     assert one(backend, "SELECT every(x) FROM (VALUES (true), (false)) t(x)") is False
+
+
+# --- a statement reads the state from before the statement ----------------------------------
+
+
+def test_update_subqueries_read_the_table_as_it_was_before_the_statement(backend: Any) -> None:
+    backend.run("CREATE TABLE h (id INT PRIMARY KEY, v INT)")
+    backend.run("INSERT INTO h VALUES (1, 10), (2, 20), (3, 30)")
+    backend.run("UPDATE h SET v = (SELECT max(o.v) FROM h o WHERE o.id <> h.id) + 10")
+    assert backend.rows("SELECT id, v FROM h ORDER BY id") == [(1, 40), (2, 40), (3, 30)]
+    returned = backend.rows("UPDATE h SET v = v + 10 RETURNING id, (SELECT sum(v) FROM h)")
+    assert sorted(returned) == [(1, 110), (2, 110), (3, 110)]
+    assert backend.rows("INSERT INTO h VALUES (4, 0) RETURNING (SELECT count(*) FROM h)") == [(3,)]
+    assert backend.rows("DELETE FROM h WHERE id = 4 RETURNING (SELECT count(*) FROM h)") == [(4,)]
+
+
+def test_statements_of_one_transaction_see_each_others_writes(tmp_path: Any) -> None:
+    import offsetdb
+
+    conn = offsetdb.connect(str(tmp_path / "db"))
+    cur = conn.cursor()
+    cur.execute("CREATE TABLE h (id INT PRIMARY KEY, v INT)")
+    cur.execute("INSERT INTO h VALUES (1, 10), (2, 20)")
+    cur.execute("UPDATE h SET v = v + 1")
+    cur.execute("UPDATE h SET v = (SELECT sum(v) FROM h) WHERE id = 1")
+    assert cur.execute("SELECT id, v FROM h ORDER BY id").fetchall() == [(1, 32), (2, 21)]
+    cur.execute("DELETE FROM h WHERE id = 2")
+    assert cur.execute("INSERT INTO h VALUES (2, 5) RETURNING (SELECT count(*) FROM h)").fetchall() == [(1,)]
+    conn.commit()
+    assert cur.execute("SELECT id, v FROM h ORDER BY id").fetchall() == [(1, 32), (2, 5)]
+    conn.close()
