@@ -17,6 +17,7 @@ commit (read-your-writes).
 
 from __future__ import annotations
 
+import functools
 import random
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -39,7 +40,7 @@ _CONTROL = frozenset(
 )
 
 
-def _run_all(statements: list[Statement], txn: Transaction, params: Params) -> Result:
+def _run_all(statements: list[Statement], txn: Transaction, *, params: Params) -> Result:
     """Run ``statements`` in ``txn``; the result is the last one's."""
     result = Result([], [], -1, "")
     for statement in statements:
@@ -92,7 +93,7 @@ class Session:
                     j += 1
                 group = statements[i:j]
                 if len(group) > 1:
-                    result = self._run(lambda txn, group=group: _run_all(group, txn, params))
+                    result = self._run(functools.partial(_run_all, group, params=params))
                     i = j
                     continue
             result = self._execute_one(statements[i], params)
