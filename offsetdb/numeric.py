@@ -174,13 +174,13 @@ def mod(a: Decimal, b: Decimal) -> Decimal:
 def from_float(value: float) -> Decimal:
     """A float8 converted to NUMERIC as PostgreSQL does: 15 significant digits.
 
-    Raises 22003 for infinities and refuses NaN (0A000), which offsetdb's NUMERIC does
-    not hold.
+    Refuses NaN and infinities (0A000): PostgreSQL's NUMERIC holds them, offsetdb's
+    does not.
     """
     if math.isnan(value):
         raise errors.not_supported("NaN in a numeric value")
     if math.isinf(value):
-        raise errors.NumericValueOutOfRange("cannot convert infinity to numeric")
+        raise errors.not_supported("numeric Infinity")
     return normalize(Decimal(f"{value:.15g}"))
 
 

@@ -204,15 +204,37 @@ def _to_float(value: Any, t: SqlType) -> float:
         # PostgreSQL orders NaN above every number and makes it equal to itself; Python's
         # comparisons say neither, so a stored NaN could give wrong answers. Refused.
         raise errors.not_supported(f"NaN in a {t} value")
-    if t.kind is Kind.REAL and math.isfinite(result):
-        try:
-            result = _FLOAT4.unpack(_FLOAT4.pack(result))[0]
-        except OverflowError:
-            raise errors.NumericValueOutOfRange("value out of range: overflow") from None
+    if t.kind is Kind.REAL:
+        result = to_float4(result)
     return result
 
 
 _FLOAT4 = struct.Struct("<f")
+
+
+def to_float4(value: float) -> float:
+    """``value`` rounded to single precision (22003 past its range), as REAL holds it."""
+    if not math.isfinite(value):
+        return value
+    try:
+        return float(_FLOAT4.unpack(_FLOAT4.pack(value))[0])
+    except OverflowError:
+        raise errors.NumericValueOutOfRange("value out of range: overflow") from None
+
+
+def float4_display(value: float) -> float:
+    """A REAL value as PostgreSQL shows it: the shortest decimal that reads back to it.
+
+    A REAL holding 0.1 is the double 0.10000000149011612; PostgreSQL prints it as 0.1,
+    and drivers read 0.1. Comparisons use the stored value; only output goes through here.
+    """
+    if not math.isfinite(value) or value == 0:
+        return value
+    for digits in range(1, 10):
+        shorter = float(f"{value:.{digits}g}")
+        if to_float4(shorter) == value:
+            return shorter
+    return value
 
 
 def _to_decimal(value: Any, t: SqlType) -> decimal.Decimal:

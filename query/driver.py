@@ -23,7 +23,7 @@ from offsetdb.query.database import Database, ReplicationStatus
 from offsetdb.query.engine import Result
 from offsetdb.query.engine.prepare import ISOLATION_LEVEL_NAMES
 from offsetdb.query.session import Params, Session
-from offsetdb.types import SqlType
+from offsetdb.types import Kind, SqlType, float4_display
 
 
 @dataclass(frozen=True)
@@ -258,6 +258,21 @@ class Connection:
         return self._database
 
 
+def _displayed(result: Result) -> list[tuple[Any, ...]]:
+    """The result's rows as a PostgreSQL client receives them (REAL at single precision)."""
+    reals = [i for i, c in enumerate(result.columns) if c.type is not None and c.type.kind is Kind.REAL]
+    if not reals:
+        return result.rows
+    out = []
+    for row in result.rows:
+        values = list(row)
+        for i in reals:
+            if values[i] is not None:
+                values[i] = float4_display(values[i])
+        out.append(tuple(values))
+    return out
+
+
 class Cursor:
     """A PEP 249 cursor. Results are fully materialized when a statement runs."""
 
@@ -292,7 +307,7 @@ class Cursor:
         return self
 
     def _load(self, result: Result) -> None:
-        self._rows = result.rows
+        self._rows = _displayed(result)
         self._position = 0
         self.rowcount = result.rowcount
         self.statusmessage = result.status

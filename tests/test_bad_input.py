@@ -103,7 +103,7 @@ def test_unusable_parameters_are_refused_and_nothing_is_committed(
         ("SELECT make_date(100000, 1, 1)", "0A000"),
         ("SELECT 'a\ud800'", "22021"),
         ("SELECT 'a\x00'", "22021"),
-        ("SELECT '2024-01-01'::date + 100000000", "22008"),
+        ("SELECT '2024-01-01'::date + 100000000", "0A000"),  # year 275,000: PostgreSQL's, not ours
         ("SELECT " + "(" * 1001 + "1" + ")" * 1001, "54001"),
     ],
 )

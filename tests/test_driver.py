@@ -7,6 +7,7 @@ import decimal
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -272,3 +273,18 @@ def test_nan_is_refused_rather_than_compared_wrongly(path: str) -> None:
     cur.execute("INSERT INTO f VALUES (?)", (float("inf"),))
     assert cur.execute("SELECT count(*) FROM f WHERE x > 0").fetchone() == (1,)
     conn.close()
+
+
+def test_one_statement_text_in_two_databases_uses_each_databases_table(tmp_path: Path) -> None:
+    # Statements are cached by text for the whole process; the plan must follow the
+    # table of the database it runs in, though both tables have the same id and version.
+    first = offsetdb.connect(str(tmp_path / "first"), autocommit=True)
+    second = offsetdb.connect(str(tmp_path / "second"), autocommit=True)
+    first.cursor().execute("CREATE TABLE t (a INT PRIMARY KEY, b TEXT)")
+    second.cursor().execute("CREATE TABLE t (x TEXT PRIMARY KEY, y INT, z INT)")
+    first.cursor().execute("INSERT INTO t VALUES (1, 'one')")
+    second.cursor().execute("INSERT INTO t VALUES ('k', 2, 3)")
+    assert first.cursor().execute("SELECT * FROM t").fetchall() == [(1, "one")]
+    assert second.cursor().execute("SELECT * FROM t").fetchall() == [("k", 2, 3)]
+    first.close()
+    second.close()

@@ -183,6 +183,64 @@ def parse_interval(text: str) -> Any:
     return Interval(months, days, int(micros)).normalized()
 
 
+def _ts_round(value: float) -> float:
+    """PostgreSQL's TSROUND: round to whole microseconds (six decimals of a second)."""
+    return round(value * 1_000_000) / 1_000_000
+
+
+def multiply_interval(value: Any, factor: float) -> Any:
+    """``interval * factor`` as PostgreSQL's ``interval_mul``: fractions cascade down.
+
+    Fractional months become days at 30 a month and fractional days become seconds, so
+    ``'1 month' * 0.5`` is 15 days and ``'1 day' * 1.5`` is 1 day 12:00:00.
+    """
+    iv = Interval.of(value)
+    if factor != factor or factor in (float("inf"), float("-inf")):
+        raise errors.NumericValueOutOfRange("interval out of range")
+    months_exact = iv.months * factor
+    days_exact = iv.days * factor
+    months = int(months_exact)
+    days = int(days_exact)
+    month_remainder_days = _ts_round((months_exact - months) * 30)
+    seconds_remainder = _ts_round(
+        (days_exact - days + month_remainder_days - int(month_remainder_days)) * 86_400
+    )
+    if abs(seconds_remainder) >= 86_400:
+        days += int(seconds_remainder / 86_400)
+        seconds_remainder -= int(seconds_remainder / 86_400) * 86_400
+    days += int(month_remainder_days)
+    micros = round(iv.micros * factor + seconds_remainder * 1_000_000)
+    if abs(months) > 2**31 - 1 or abs(days) > 2**31 - 1 or abs(micros) > 2**63 - 1:
+        raise errors.NumericValueOutOfRange("interval out of range")
+    return Interval(months, days, micros).normalized()
+
+
+def divide_interval(value: Any, divisor: float) -> Any:
+    """``interval / divisor`` (22012 for zero), as ``interval * (1 / divisor)`` cascades."""
+    if divisor == 0:
+        raise errors.DivisionByZero("division by zero")
+    iv = Interval.of(value)
+    months_exact = iv.months / divisor
+    days_exact = iv.days / divisor
+    months = int(months_exact)
+    days = int(days_exact)
+    month_remainder_days = _ts_round((months_exact - months) * 30)
+    seconds_remainder = _ts_round(
+        (days_exact - days + month_remainder_days - int(month_remainder_days)) * 86_400
+    )
+    if abs(seconds_remainder) >= 86_400:
+        days += int(seconds_remainder / 86_400)
+        seconds_remainder -= int(seconds_remainder / 86_400) * 86_400
+    days += int(month_remainder_days)
+    micros = round(iv.micros / divisor + seconds_remainder * 1_000_000)
+    return Interval(months, days, micros).normalized()
+
+
+def out_of_range_date() -> errors.Error:
+    """Dates PostgreSQL holds and Python's date cannot: refused, not mis-answered."""
+    return errors.not_supported("dates and timestamps outside years 1 to 9999")
+
+
 def add_interval(value: dt.date, interval: Any) -> dt.datetime:
     """``value + interval`` for a date or timestamp; the result is a timestamp."""
     iv = Interval.of(interval)
@@ -198,7 +256,7 @@ def add_interval(value: dt.date, interval: Any) -> dt.datetime:
             ts = ts.replace(year=year, month=month0 + 1, day=day)
         return ts + dt.timedelta(days=iv.days, microseconds=iv.micros)
     except (OverflowError, ValueError):
-        raise errors.DataError("timestamp out of range", sqlstate="22008") from None
+        raise out_of_range_date() from None
 
 
 def _as_timestamp(value: Any) -> dt.datetime:
@@ -210,6 +268,13 @@ def _as_timestamp(value: Any) -> dt.datetime:
 def extract(field: str, value: Any) -> decimal.Decimal:
     """``EXTRACT(field FROM value)`` as numeric (PostgreSQL 14+), 22023 for unknown fields."""
     f = unit_name(field)
+    if isinstance(value, str):
+        # an untyped literal: PostgreSQL cannot tell date from timestamp from interval
+        raise errors.ProgrammingError(
+            "function date_part(unknown, unknown) is not unique: cast the value to date, "
+            "timestamp or interval",
+            sqlstate="42725",
+        )
     if isinstance(value, (dt.timedelta, Interval)):
         return _extract_interval(f, Interval.of(value))
     is_date = not isinstance(value, dt.datetime)

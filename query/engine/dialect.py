@@ -1,7 +1,8 @@
 """The SQL dialect offsetdb parses: sqlglot's PostgreSQL, read as PostgreSQL means it.
 
-sqlglot's parser normalizes some functions into portable nodes, and a few of those
-normalizations lose PostgreSQL's meaning: ``to_char``'s template is rewritten into
+sqlglot's parser normalizes some constructs into portable nodes, and a few of those
+normalizations lose PostgreSQL's meaning: ``INTERVAL '1 day 12:00:00'`` keeps only
+``1 day``, ``to_char``'s template is rewritten into
 strftime codes (so ``FMDay`` can no longer be told from ``Day``), ``date_part`` becomes
 ``EXTRACT`` (which returns numeric where ``date_part`` returns double precision), and
 ``every`` is not known as the aggregate it is. This dialect keeps those calls as written.
@@ -46,6 +47,16 @@ class OffsetdbPostgres(Postgres):
         FUNCTION_PARSERS = {
             k: v for k, v in _PostgresParser.FUNCTION_PARSERS.items() if k != "DATE_PART"
         }
+
+        def _parse_interval_span(self, this: Any, parse_function_unit: bool = True) -> Any:
+            # sqlglot splits INTERVAL '1 day 12:00:00' into '1' DAY and drops the rest;
+            # PostgreSQL reads the whole string, so it is kept whole.
+            if this is None or not this.is_string:
+                return super()._parse_interval_span(this, parse_function_unit)
+            unit = None
+            if self._curr is not None and self._curr.text.upper() in self.dialect.VALID_INTERVAL_UNITS:
+                unit = self._parse_var(any_token=True, upper=True)
+            return self.expression(exp.Interval(this=this, unit=unit))
 
 
 DIALECT = OffsetdbPostgres()

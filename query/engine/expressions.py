@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from sqlglot import exp
 
 from offsetdb import errors, numeric
-from offsetdb.types import INT64_MAX, INT64_MIN, Kind, SqlType, coerce, type_from_name
+from offsetdb.types import INT64_MAX, INT64_MIN, Kind, SqlType, coerce, to_float4, type_from_name
 
 from . import values as V
 from .datetimes import parse_interval
@@ -565,13 +565,16 @@ def arith_type(op: str, a: SqlType | None, b: SqlType | None) -> SqlType | None:
     if ka in V.NUMBER_KINDS and kb in V.NUMBER_KINDS:
         if ka in V.INT_KINDS and kb in V.INT_KINDS:
             return _int_result_type(a, b) if op != "^" else V.DOUBLE
+        # real op real stays real; real with anything else is double precision
+        if op != "^" and ka is Kind.REAL and kb is Kind.REAL:
+            return V.REAL
         if ka in V.FLOAT_KINDS or kb in V.FLOAT_KINDS:
             return V.DOUBLE
         return V.NUMERIC
     if op in "+-":
-        if ka is Kind.DATE and kb in V.INT_KINDS:
+        if ka is Kind.DATE and kb is Kind.INTEGER:  # date +- bigint does not exist
             return V.DATE
-        if ka in V.INT_KINDS and kb is Kind.DATE and op == "+":
+        if ka is Kind.INTEGER and kb is Kind.DATE and op == "+":
             return V.DATE
         if ka is Kind.DATE and kb is Kind.DATE and op == "-":
             return V.INTEGER
@@ -622,6 +625,13 @@ def arithmetic(a: CExpr, b: CExpr, op: str, generic: Callable[[Any, Any], Any]) 
             return V.check_int(r, rtype)
         return r
 
+    if result_type is not None and result_type.kind is Kind.REAL:
+
+        def arith_real(row: Row, env: Env) -> Any:
+            r = arith(row, env)
+            return None if r is None else to_float4(r)
+
+        return _fold(CExpr(arith_real, result_type), [a, b])
     return _fold(CExpr(arith, result_type), [a, b])
 
 

@@ -295,59 +295,54 @@ def _translate(s: Any, source: Any, target: Any) -> str:
 # --- math ---------------------------------------------------------------------------
 
 
+def _signed(result: int, x: float) -> float:
+    """An integral float result keeping a zero's sign, as C's rint/ceil/trunc do (-0.5 -> -0)."""
+    return math.copysign(0.0, x) if result == 0 else float(result)
+
+
 def _round(x: Any, n: Any = None) -> Any:
     x = _num_arg(x)
-    places = 0 if n is None else _int_arg(n)
+    if n is None and type(x) is not Decimal:
+        # round(integer) resolves to round(double precision), which is rint: halves to even
+        x = float(x)
+        return x if not math.isfinite(x) else _signed(round(x), x)
     if type(x) is float:
-        if n is not None:
-            raise errors.UndefinedFunction(
-                "function round(double precision, integer) does not exist"
-            )
-        # PostgreSQL's round(float8) is rint: halves go to the even neighbour
-        return float(round(x))
-    if type(x) is int:
-        x = Decimal(x)  # round(integer, n) resolves to round(numeric, n)
-    return numeric.round_to(x, places)
+        raise errors.UndefinedFunction("function round(double precision, integer) does not exist")
+    places = 0 if n is None else _int_arg(n)
+    return numeric.round_to(Decimal(x), places)
 
 
 def _trunc(x: Any, n: Any = None) -> Any:
     x = _num_arg(x)
-    places = 0 if n is None else _int_arg(n)
+    if n is None and type(x) is not Decimal:
+        x = float(x)
+        return x if not math.isfinite(x) else _signed(math.trunc(x), x)
     if type(x) is float:
-        if n is not None:
-            raise errors.UndefinedFunction(
-                "function trunc(double precision, integer) does not exist"
-            )
-        return float(math.trunc(x))
-    if type(x) is int:
-        x = Decimal(x)
-    return numeric.round_to(x, places, ROUND_DOWN)
+        raise errors.UndefinedFunction("function trunc(double precision, integer) does not exist")
+    places = 0 if n is None else _int_arg(n)
+    return numeric.round_to(Decimal(x), places, ROUND_DOWN)
 
 
 def _ceil(x: Any) -> Any:
     x = _num_arg(x)
-    if type(x) is float:
-        return float(math.ceil(x))
-    if type(x) is int:
-        return Decimal(x)
-    return numeric.round_to(x, 0, ROUND_CEILING)
+    if type(x) is Decimal:
+        return numeric.round_to(x, 0, ROUND_CEILING)
+    x = float(x)
+    return x if not math.isfinite(x) else _signed(math.ceil(x), x)
 
 
 def _floor(x: Any) -> Any:
     x = _num_arg(x)
-    if type(x) is float:
-        return float(math.floor(x))
-    if type(x) is int:
-        return Decimal(x)
-    return numeric.round_to(x, 0, ROUND_FLOOR)
+    if type(x) is Decimal:
+        return numeric.round_to(x, 0, ROUND_FLOOR)
+    x = float(x)
+    return x if not math.isfinite(x) else _signed(math.floor(x), x)
 
 
 def _sign(x: Any) -> Any:
     x = _num_arg(x)
     s = (x > 0) - (x < 0)
-    if type(x) is float:
-        return float(s)
-    return Decimal(s)
+    return Decimal(s) if type(x) is Decimal else float(s)
 
 
 def _sqrt(x: Any) -> Any:
@@ -474,6 +469,10 @@ def _unit_text(node: exp.Expression | None) -> str:
 def _simple(name: str, impl: Callable[..., Any], keys: tuple[str, ...], rtype: Any) -> Any:
     def handler(c: Compiler, node: exp.Expression) -> CExpr:
         args = _args(c, node, *keys)
+        if len(args) != len(keys):
+            raise errors.UndefinedFunction(
+                f"function {name} with {len(args)} arguments does not exist"
+            )
         result_type = rtype(args) if callable(rtype) else rtype
         return call(name, impl, args, result_type)
 
@@ -485,12 +484,13 @@ def _same_type(args: list[CExpr]) -> SqlType | None:
 
 
 def _numeric_result(args: list[CExpr]) -> SqlType | None:
+    """round/trunc/ceil/floor/sign: numeric for numeric (and for round(int, n)), else float8."""
     t = args[0].type if args else None
     if t is None:
         return None
-    if t.kind in V.INT_KINDS:
-        return t
-    return V.DOUBLE if t.kind in V.FLOAT_KINDS else V.NUMERIC
+    if t.kind is V.NUMERIC.kind or (len(args) > 1 and t.kind in V.INT_KINDS):
+        return V.NUMERIC
+    return V.DOUBLE
 
 
 def _float_or_numeric(args: list[CExpr]) -> SqlType | None:

@@ -24,7 +24,7 @@ from .limits import allow_depth, too_complex
 from .params import check_text, tag_parameters
 from .result import StatementKind
 from .statement import Statement
-from .validate import check_tokens, check_tree
+from .validate import check_adjacent_strings, check_tokens, check_tree, normalize_number_literals
 
 _DIALECT = DIALECT
 
@@ -56,10 +56,12 @@ def _prepare_cached(sql: str) -> tuple[Statement, ...]:
 
 def split_statements(sql: str) -> list[tuple[str, list[Token]]]:
     """The statements of ``sql`` as (text, tokens), qmarks rewritten as ``$n``."""
-    try:
-        tokens = _DIALECT.tokenize(sql)
-    except sqlglot.errors.TokenError as e:
-        raise errors.SqlSyntaxError(str(e)) from None
+    tokens = _tokenize(sql)
+    rewritten = normalize_number_literals(sql, tokens)
+    if rewritten != sql:
+        sql = rewritten
+        tokens = _tokenize(sql)
+    check_adjacent_strings(sql, tokens)
     out: list[tuple[str, list[Token]]] = []
     current: list[Token] = []
     for token in [*tokens, None]:
@@ -70,6 +72,13 @@ def split_statements(sql: str) -> list[tuple[str, list[Token]]]:
         else:
             current.append(token)
     return out
+
+
+def _tokenize(sql: str) -> list[Token]:
+    try:
+        return cast(list[Token], _DIALECT.tokenize(sql))
+    except sqlglot.errors.TokenError as e:
+        raise errors.SqlSyntaxError(str(e)) from None
 
 
 def _text_of(sql: str, tokens: list[Token]) -> str:

@@ -1010,9 +1010,12 @@ class Planner:
         offsets = [0]
         remaining = list(conds)
         on_terms: dict[int, list[exp.Expression]] = {}
+        tree_start = 0  # the first FROM item of the current join tree (after the last comma)
         for j, join in enumerate(joins, 1):
             side = (join.side or "").upper()
             kind = (join.kind or "").upper()
+            if _is_comma(join):
+                tree_start = j
             if side in ("RIGHT", "FULL"):
                 raise errors.not_supported(f"{side} JOIN")
             if kind in ("SEMI", "ANTI", "ASOF"):
@@ -1053,6 +1056,7 @@ class Planner:
                 star_order = merged_left + [i for i in star_order if i not in merged_left]
             on = join.args.get("on")
             if on is not None:
+                _check_on_scope(on, Scope(list(columns) + list(item.columns), parent), offsets + [offset], tree_start)
                 cond_nodes.extend(conjuncts(on))
             columns.extend(item.columns)
             star_order.extend(i + offset for i, c in enumerate(item.columns) if c.star)
@@ -1174,6 +1178,52 @@ def _side_of(node: exp.Expression, scope: Scope, offset: int) -> str | None:
     if len(sides) != 1:
         return None
     return sides.pop()
+
+
+def _is_comma(join: exp.Join) -> bool:
+    """Whether a join is a comma in the FROM list (no kind, side, method, ON or USING)."""
+    return not any(join.args.get(k) for k in ("kind", "side", "method", "on", "using"))
+
+
+def _check_on_scope(on: exp.Expression, scope: Scope, offsets: list[int], tree_start: int) -> None:
+    """ON sees only the tables of its own join tree: JOIN binds tighter than a comma.
+
+    In ``FROM a, b JOIN c ON a.x = c.z`` the ON belongs to ``b JOIN c`` and may not name
+    ``a`` (PostgreSQL: 42P01 invalid reference to FROM-clause entry).
+    """
+    if tree_start == 0:
+        return
+    # names FROM items of subqueries inside the ON define: their columns resolve there
+    local = {t.alias_or_name for t in on.find_all(exp.Table)}
+    local |= {q.alias for q in on.find_all(exp.Subquery) if q.alias}
+    for col in on.find_all(exp.Column):
+        if isinstance(col.this, exp.Star):
+            continue
+        if _inside_subquery(col, on) and (not col.table or col.table in local):
+            continue
+        try:
+            hit = scope.find(col.name, col.table or None)
+        except errors.Error:
+            continue  # ambiguity and the like are reported when the ON is compiled
+        if hit is None:
+            continue  # an outer reference, or an error reported later
+        item = max(i for i, start in enumerate(offsets) if start <= hit[0])
+        if item < tree_start:
+            if col.table:
+                raise errors.UndefinedTable(
+                    f'invalid reference to FROM-clause entry for table "{col.table}"'
+                )
+            raise errors.UndefinedColumn(f'column "{col.name}" does not exist')
+
+
+def _inside_subquery(node: exp.Expression, top: exp.Expression) -> bool:
+    """Whether ``node`` sits in a subquery below ``top`` (its names resolve there first)."""
+    parent = node.parent
+    while parent is not None and parent is not top:
+        if isinstance(parent, (exp.Subquery, exp.Select)):
+            return True
+        parent = parent.parent
+    return False
 
 
 def _tables_of(node: exp.Expression, scope: Scope, offsets: list[int]) -> set[int] | None:

@@ -52,12 +52,10 @@ class QueryExec:
 
 
 def _same_table(current: TableDef, planned: TableDef) -> bool:
-    if current is planned:
-        return True
-    if current.table_id != planned.table_id or current.schema_version != planned.schema_version:
-        return False
-    # uncommitted tables all have id 0: compare the definitions themselves
-    return current.table_id != 0 or current == planned
+    # The definition itself, not only its id and version: a statement is cached by its
+    # text for the whole process, and two databases opened in one process have tables
+    # with the same ids and versions but other columns.
+    return current is planned or current == planned
 
 
 class Statement:

@@ -9,6 +9,8 @@ answers, so each is checked here, on the tokens and on the tree, before planning
 
 from __future__ import annotations
 
+import re
+
 from sqlglot import exp
 from sqlglot.tokens import Token, TokenType
 
@@ -35,6 +37,62 @@ def _syntax_error(token: Token | None) -> errors.SqlSyntaxError:
     return errors.SqlSyntaxError(
         f'syntax error at or near "{token.text}" (line {token.line}, column {token.col})'
     )
+
+
+# PostgreSQL 16's numeric literals: underscores between digits, 0x/0o/0b integers.
+_NUMBER_LITERAL = re.compile(
+    r"0[xX](?:_?[0-9a-fA-F])+|0[oO](?:_?[0-7])+|0[bB](?:_?[01])+"
+    r"|(?:\d(?:_?\d)*(?:\.(?:\d(?:_?\d)*)?)?|\.\d(?:_?\d)*)(?:[eE][+-]?\d(?:_?\d)*)?"
+)
+_IDENTIFIER_CHAR = re.compile(r"[A-Za-z0-9_\x80-\U0010FFFF$]")
+
+
+def normalize_number_literals(sql: str, tokens: list[Token]) -> str:
+    """``sql`` with numeric literals as sqlglot reads them: no underscores, decimal digits.
+
+    sqlglot stops a number at an underscore, so ``SELECT 1_000`` became ``SELECT 1 AS
+    _000`` (the answer 1). A literal followed directly by letters or digits is 42601
+    "trailing junk after numeric literal", as in PostgreSQL.
+    """
+    edits: list[tuple[int, int, str]] = []
+    for token in tokens:
+        if token.token_type not in (TokenType.NUMBER, TokenType.HEX_STRING, TokenType.BIT_STRING):
+            continue
+        start = token.start
+        if token.token_type is not TokenType.NUMBER and sql[start] != "0":
+            continue  # X'1F' and B'101' are bit strings, not numbers
+        if start > 0 and sql[start - 1] == "." and token.token_type is TokenType.NUMBER and (
+            start > 1 and sql[start - 2].isdigit()
+        ):
+            continue  # the fraction of a number already handled
+        match = _NUMBER_LITERAL.match(sql, start)
+        if match is None:
+            continue
+        end = match.end()
+        if end < len(sql) and _IDENTIFIER_CHAR.match(sql, end):
+            raise errors.SqlSyntaxError(
+                f'trailing junk after numeric literal at or near "{sql[start : end + 1]}"'
+            )
+        text = match.group(0)
+        plain = text.replace("_", "")
+        if plain[:2].lower() in ("0x", "0o", "0b"):
+            plain = str(int(plain[2:], {"x": 16, "o": 8, "b": 2}[plain[1].lower()]))
+        if plain != text:
+            edits.append((start, end, plain))
+    for start, end, plain in reversed(edits):
+        sql = sql[:start] + plain + sql[end:]
+    return sql
+
+
+def check_adjacent_strings(sql: str, tokens: list[Token]) -> None:
+    """42601 for ``'a' 'b'``: PostgreSQL joins string literals only across a newline."""
+    for first, second in zip(tokens, tokens[1:], strict=False):
+        if (
+            first.token_type is TokenType.STRING
+            and second.token_type is TokenType.STRING
+            and "\n" not in sql[first.end + 1 : second.start]
+        ):
+            raise _syntax_error(second)
 
 
 def check_tokens(tokens: list[Token]) -> None:
@@ -80,6 +138,9 @@ def check_tree(tree: exp.Expression) -> None:
             )
         elif isinstance(node, (exp.Select, exp.SetOperation)):
             _check_query_clauses(node)
+        elif isinstance(node, exp.Alias) and not isinstance(node.parent, (exp.Select, exp.Returning)):
+            # "(1 null)" parses as an alias inside parentheses; only output lists name things
+            raise errors.SqlSyntaxError(f'syntax error at or near "{node.alias}"')
 
 
 def _check_query_clauses(query: exp.Expression) -> None:

@@ -26,7 +26,15 @@ from offsetdb.textinput import parse_int
 from offsetdb.types import INT32_MAX, INT32_MIN, INT64_MAX, INT64_MIN, Kind, SqlType, coerce
 from offsetdb.types import to_text as text_of
 
-from .datetimes import Interval, add_interval, interval_type_name, negate_interval
+from .datetimes import (
+    Interval,
+    add_interval,
+    divide_interval,
+    interval_type_name,
+    multiply_interval,
+    negate_interval,
+    out_of_range_date,
+)
 
 Decimal = decimal.Decimal
 _NUM_SET = frozenset((int, float, Decimal))
@@ -34,6 +42,7 @@ _NUM_SET = frozenset((int, float, Decimal))
 INTEGER = SqlType(Kind.INTEGER)
 BIGINT = SqlType(Kind.BIGINT)
 DOUBLE = SqlType(Kind.DOUBLE)
+REAL = SqlType(Kind.REAL)
 NUMERIC = SqlType(Kind.NUMERIC)
 TEXT = SqlType(Kind.TEXT)
 BOOLEAN = SqlType(Kind.BOOLEAN)
@@ -337,13 +346,18 @@ def _date_shift(d: dt.date, days: int) -> dt.date:
     try:
         return d + dt.timedelta(days=days)
     except OverflowError:
-        raise errors.DataError("date out of range", sqlstate="22008") from None
+        raise out_of_range_date() from None
 
 
 def mul(a: Any, b: Any) -> Any:
-    """``a * b`` for non-NULL numeric operands."""
+    """``a * b`` for non-NULL numeric operands, or an interval and a number."""
     ta = type(a)
-    if ta is type(b):
+    tb = type(b)
+    if ta in (dt.timedelta, Interval) and tb in _NUM_SET:
+        return multiply_interval(a, to_float(b))
+    if tb in (dt.timedelta, Interval) and ta in _NUM_SET:
+        return multiply_interval(b, to_float(a))
+    if ta is tb:
         if ta is int:
             return a * b
         if ta is Decimal:
@@ -358,6 +372,8 @@ def div(a: Any, b: Any) -> Any:
     """``a / b``: integer division truncates toward zero; zero divisors raise 22012."""
     ta = type(a)
     tb = type(b)
+    if ta in (dt.timedelta, Interval) and tb in _NUM_SET:
+        return divide_interval(a, to_float(b))
     if not (ta is tb and ta in _NUM_SET):
         a, b = _numeric_pair(a, b, "/")
         ta = type(a)

@@ -310,3 +310,81 @@ def test_statements_of_one_transaction_see_each_others_writes(tmp_path: Any) -> 
     conn.commit()
     assert cur.execute("SELECT id, v FROM h ORDER BY id").fetchall() == [(1, 32), (2, 5)]
     conn.close()
+
+
+# --- causes the PostgreSQL oracle found beyond the list -----------------------------
+
+
+def test_interval_literals_keep_their_time_and_scale_by_numbers(backend: Any) -> None:
+    assert one(backend, "SELECT INTERVAL '1 day 12:00:00', INTERVAL '2 hours' * 2, INTERVAL '1 hour' / 4") == (
+        dt.timedelta(days=1, hours=12),
+        dt.timedelta(hours=4),
+        dt.timedelta(minutes=15),
+    )
+    assert one(backend, "SELECT 2 * INTERVAL '1 day', INTERVAL '1 day' * 1.5, INTERVAL '1 mon 3 days' / 7") == (
+        dt.timedelta(days=2),
+        dt.timedelta(days=1, hours=12),
+        dt.timedelta(days=4, seconds=61714, microseconds=261029),
+    )
+    assert one(backend, "SELECT DATE '2024-01-01' - INTERVAL '1 day 12:00:00'") == dt.datetime(2023, 12, 30, 12)
+    with pytest.raises(errors.Error) as e:
+        backend.rows("SELECT INTERVAL '1 year months'")
+    assert e.value.sqlstate == "22007"
+
+
+def test_math_functions_of_integers_are_double_precision(backend: Any) -> None:
+    values = one(backend, "SELECT round(5), ceil(5), floor(5), trunc(7), sign(-4), sqrt(4), ln(1), round(5, 1)")
+    assert values[:-1] == (5.0, 5.0, 5.0, 7.0, -1.0, 2.0, 0.0)
+    assert [type(v) for v in values[:-1]] == [float] * 7
+    assert texts([values[-1]]) == ["5.0"]
+    assert one(backend, "SELECT round('Infinity'::float8), ceil('-Infinity'::float8)") == (float("inf"), float("-inf"))
+
+
+def test_numeric_literals_take_underscores_and_prefixes(backend: Any) -> None:
+    assert one(backend, "SELECT 1_000, 0x1F, 0o17, 0b101, 1_0e1_0") == (1000, 31, 15, 5, Decimal("100000000000"))
+    for sql in ("SELECT 123abc", "SELECT 'a' 'b'", "SELECT (1 NULL)"):
+        with pytest.raises(errors.SqlSyntaxError):
+            backend.rows(sql)
+
+
+def test_on_of_a_join_cannot_see_tables_before_a_comma(backend: Any) -> None:
+    with pytest.raises(errors.UndefinedTable):
+        backend.rows("SELECT 1 FROM (SELECT 1 AS x) a, (SELECT 2 AS y) b JOIN (SELECT 3 AS z) c ON a.x = c.z")
+    assert backend.rows("SELECT * FROM (SELECT 1 AS x) a, (SELECT 2 AS y) b JOIN (SELECT 2 AS z) c ON b.y = c.z") == [
+        (1, 2, 2)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("sql", "sqlstate"),
+    [
+        ("SELECT 1 % 2.5::float8", "42883"),
+        ("SELECT mod(1.5::float8, 1)", "42883"),
+        ("SELECT DATE '2020-01-01' - 3::bigint", "42883"),
+        ("SELECT replace('abc', 'XY')", "42883"),
+        ("SELECT date_part('epoch', '1999-12-31')", "42725"),
+        ("SELECT 'NaN'::numeric", "0A000"),
+        ("SELECT 'Infinity'::float8::numeric", "0A000"),
+        ("SELECT make_date(-44, 3, 15)", "0A000"),
+    ],
+)
+def test_operators_and_functions_postgresql_does_not_have_are_refused(
+    backend: Any, sql: str, sqlstate: str
+) -> None:
+    with pytest.raises(errors.Error) as e:
+        backend.rows(sql)
+    assert e.value.sqlstate == sqlstate
+
+
+def test_real_is_single_precision_and_shown_as_postgresql_prints_it(tmp_path: Any) -> None:
+    import offsetdb
+
+    conn = offsetdb.connect(str(tmp_path / "db"), autocommit=True)
+    cur = conn.cursor()
+    cur.execute("CREATE TABLE r (x REAL, d DOUBLE PRECISION)")
+    cur.execute("INSERT INTO r VALUES (0.1, 0.1), (16777217, 1)")
+    assert cur.execute("SELECT x, x * 2, x + 1, x = 0.1, x = 0.1::real, x + d, x * x FROM r").fetchall() == [
+        (0.1, 0.20000000298023224, 1.1000000014901161, False, True, 0.20000000149011612, 0.010000001),
+        (16777216.0, 33554432.0, 16777217.0, False, False, 16777217.0, 281474980000000.0),
+    ]
+    conn.close()
