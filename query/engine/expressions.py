@@ -248,11 +248,8 @@ class Compiler:
         if V.category(target) == "text":
             return constant(lit.value, V.TEXT)
         if target.kind in V.INT_KINDS:
-            try:
-                return constant(int(lit.value.strip()), target)
-            except ValueError:
-                # '1.5' = an integer column compares as numeric; junk raises 22P02
-                return constant(coerce(lit.value, V.NUMERIC, "literal"), V.NUMERIC)
+            # an untyped literal takes the integer type: '2.0' is 22P02, as in PostgreSQL
+            return constant(V.cast(lit.value, target), target)
         if target.kind is Kind.NUMERIC:
             target = V.NUMERIC  # compare at full precision, not the column's scale
         return constant(coerce(lit.value, target, "literal"), target)
@@ -772,7 +769,11 @@ def _in(c: Compiler, node: exp.Expression) -> CExpr:
             return None if has_null else False
 
         return CExpr(in_subquery, V.BOOLEAN)
-    items = [c.resolve_untyped(x, c.compile(e))[1] for e in node.expressions]
+    compiled_items = [c.compile(e) for e in node.expressions]
+    typed = [i for i in compiled_items if not (i.const and i.untyped)]
+    resolved = common_type([x, *typed], "IN") if typed else x.type
+    target = CExpr(x.fn, resolved) if resolved is not None else x
+    items = [c.resolve_untyped(target, i)[1] for i in compiled_items]
     for item in items:
         c.check_comparable(x, item, "=")
     if all(i.const for i in items):

@@ -44,7 +44,7 @@ def key_value(value: Any, t: SqlType) -> Any:
     vt = type(value)
     if vt is str and kind not in V.TEXT_KINDS:
         if kind in V.INT_KINDS:
-            value = V.cast(value, V.NUMERIC) if "." in value else V.cast(value, t)
+            value = V.cast(value, t)  # '2.0' is 22P02 for an integer column
             vt = type(value)
         else:
             converted = coerce(value, t)

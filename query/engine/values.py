@@ -149,11 +149,7 @@ def _parse_as(text: str, other: Any) -> Any:
     """A string meeting a typed value: parse it as that value's type (22P02 if it can't)."""
     t = type(other)
     if t is int:
-        try:
-            return parse_int(text, "bigint")
-        except errors.InvalidTextRepresentation:
-            # '1.5' against an integer: PostgreSQL resolves the literal as numeric.
-            return coerce(text, NUMERIC)
+        return parse_int(text, "bigint")  # '1.5' against an integer is 22P02, as in PostgreSQL
     if t is dt.timedelta or t is Interval:
         from .datetimes import parse_interval
 

@@ -388,3 +388,18 @@ def test_real_is_single_precision_and_shown_as_postgresql_prints_it(tmp_path: An
         (16777216.0, 33554432.0, 16777217.0, False, False, 16777217.0, 281474980000000.0),
     ]
     conn.close()
+
+
+def test_untyped_literals_take_the_type_of_what_they_meet(backend: Any) -> None:
+    backend.run("CREATE TABLE t (i INT PRIMARY KEY, b BIGINT, d DATE)")
+    backend.run("INSERT INTO t VALUES (2, 2, '2020-01-01')")
+    for sql in ("SELECT i FROM t WHERE i = '2.0'", "SELECT i FROM t WHERE b = '2.5'", "SELECT 1 = '1.5'",
+                "SELECT i FROM t WHERE i BETWEEN '1' AND '3.5'"):
+        with pytest.raises(errors.InvalidTextRepresentation):
+            backend.rows(sql)
+    assert backend.rows("SELECT i FROM t WHERE i IN ('2', 3)") == [(2,)]
+    # in an IN list with a timestamp, the literal is a timestamp and the date is midnight
+    assert backend.rows("SELECT d FROM t WHERE d IN ('2020-01-01 10:00', '2020-01-02'::timestamp)") == []
+    assert backend.rows("SELECT d FROM t WHERE d IN ('2020-01-01 10:00', '2020-01-02'::date)") == [
+        (dt.date(2020, 1, 1),)
+    ]
