@@ -101,6 +101,7 @@ class SchemaChange:
     table_id: int
     schema_version: int
     columns: tuple[str, ...]
+    table_def: TableDef | None = field(default=None, repr=False, compare=False)
 
 
 class _Group:
@@ -284,7 +285,8 @@ class ChangeFeed:
         self._progress_interval = progress_interval
         self._snapshot_progress = snapshot_progress
         self.next_offset = start  # the next log offset to examine (last examined + 1)
-        self._delivered = start - 1  # the offset of the last item delivered
+        # The newest offset whose changes are all delivered; None until a snapshot ends.
+        self._delivered: int | None = None if (snapshot or resume is not None) else start - 1
         self._last_item_at = time.monotonic()
         self._buffer: deque[LogEntry] = deque()  # read from the log, not yet examined
         self._pinned: int | None = None
@@ -307,8 +309,11 @@ class ChangeFeed:
             raise errors.UndefinedTable(f'relation "{missing[0]}" does not exist')
 
     @property
-    def position(self) -> int:
-        """The newest offset whose changes are all delivered (resume after it)."""
+    def position(self) -> int | None:
+        """The newest offset whose changes are all delivered (resume after it).
+
+        None while a snapshot is being delivered: it cannot be resumed by offset.
+        """
         return self._delivered
 
     def close(self) -> None:
@@ -335,7 +340,7 @@ class ChangeFeed:
         if self._snapshot is not None:
             chunk = next(self._snapshot, None)
             if chunk is not None:
-                return self._delivered_item(chunk, chunk.offset if chunk.last else self._delivered)
+                return self._delivered_item(chunk, chunk.offset if chunk.last else None)
             self._finish_snapshot()
         deadline = None if timeout is None else time.monotonic() + timeout
         materializer = self._materializer
@@ -348,8 +353,8 @@ class ChangeFeed:
                     return self._delivered_item(item, item.offset)
                 if self._progress_due():
                     return self._delivered_item(Progress(self.next_offset - 1), self.next_offset - 1)
-                if deadline is not None and time.monotonic() >= deadline:
-                    return None
+                if deadline is not None and not self._buffer and time.monotonic() >= deadline:
+                    return None  # what was read already is examined first: it costs no wait
             if self._progress_due():
                 return self._delivered_item(Progress(self.next_offset - 1), self.next_offset - 1)
             now = time.monotonic()
@@ -362,12 +367,14 @@ class ChangeFeed:
 
     def _progress_due(self) -> bool:
         return (
-            self.next_offset - 1 > self._delivered
+            self._delivered is not None
+            and self.next_offset - 1 > self._delivered
             and time.monotonic() - self._last_item_at >= self._progress_interval
         )
 
-    def _delivered_item(self, item: Item, offset: int) -> Item:
-        self._delivered = max(self._delivered, offset)
+    def _delivered_item(self, item: Item, offset: int | None) -> Item:
+        if offset is not None:
+            self._delivered = offset if self._delivered is None else max(self._delivered, offset)
         self._last_item_at = time.monotonic()
         return item
 
@@ -436,14 +443,19 @@ class ChangeFeed:
                 if table is None or table.table_id != ids.get(name):
                     continue  # created and dropped by this same transaction
                 schema_changes.append(
-                    SchemaChange("CREATE", name, table.table_id, table.schema_version, table.column_names)
+                    SchemaChange(
+                        "CREATE", name, table.table_id, table.schema_version, table.column_names, table
+                    )
                 )
             else:
                 dropped = before.by_id(ddl["table_id"])
                 if dropped is None:
                     continue  # created earlier in this same transaction
                 schema_changes.append(
-                    SchemaChange("DROP", name, dropped.table_id, dropped.schema_version, dropped.column_names)
+                    SchemaChange(
+                        "DROP", name, dropped.table_id, dropped.schema_version, dropped.column_names,
+                        dropped,
+                    )
                 )
         groups = []
         for group in body["tables"]:

@@ -76,8 +76,11 @@ class Subscription:
             raise
 
     @property
-    def position(self) -> int:
-        """The newest offset whose changes are all delivered: resume with it as ``from_offset``."""
+    def position(self) -> int | None:
+        """The newest offset whose changes are all delivered: resume with it as ``from_offset``.
+
+        None while the snapshot is being delivered.
+        """
         return self._feed.position
 
     @property
