@@ -362,6 +362,8 @@ class Publisher:
         self._state_moved = True
 
     def _publish_transaction(self, txn: CommittedTransaction) -> None:
+        if not txn.changes and not any(s.op == "DROP" for s in txn.schema_changes):
+            return  # a CREATE TABLE alone: no event (the first change's schema shows the table)
         produce = self._produce
         settings = self.settings
         ts_ms = txn.commit_time_us // 1000
