@@ -281,7 +281,7 @@ class ChangeFeed:
         self._materializer = materializer
         self._store = store
         self._log = log
-        self._tables = None if tables is None else frozenset(t.lower() for t in tables)
+        self._tables = None if tables is None else self._names(materializer, tables, start - 1)
         self._progress_interval = progress_interval
         self._snapshot_progress = snapshot_progress
         self.next_offset = start  # the next log offset to examine (last examined + 1)
@@ -298,6 +298,13 @@ class ChangeFeed:
             materializer.snapshots.pin(at)  # 72000 if collected already
             self._pinned = at
             self._snapshot = self._snapshot_chunks(at, resume)
+
+    @staticmethod
+    def _names(materializer: Materializer, tables: Collection[str], at: int) -> frozenset[str]:
+        """Table names as the catalog spells them: exact if so named, else folded to lower case."""
+        catalog = materializer.catalog
+        known = set(catalog.at(max(at, -1)).names()) | set(catalog.latest().names())
+        return frozenset(t if t in known else t.lower() for t in tables)
 
     def _check_tables(self, at: int) -> None:
         if self._tables is None:

@@ -12,6 +12,7 @@ import glob
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -188,6 +189,8 @@ def test_topics_reproduce_each_table_for_debezium_consumers_and_kcat(
     assert two_tables and {d["data_collection"] for d in two_tables[0]["data_collections"]} == {"items", "notes"}
 
     # kcat, an external client, reads the same envelopes.
+    if shutil.which("kcat") is None:
+        pytest.fail("kcat is not installed: apt-get install kcat (.ci/run does)", pytrace=False)
     done = subprocess.run(
         ["kcat", "-b", kafka_broker.bootstrap, "-C", "-t", f"{prefix}.items", "-e", "-J",
          "-X", "isolation.level=read_committed"],
