@@ -25,7 +25,7 @@ from offsetdb import errors
 from offsetdb.materializers.changes import CommittedTransaction, Progress, SnapshotChunk
 
 SCHEMA = [
-    "CREATE TABLE accounts (id INTEGER PRIMARY KEY, owner TEXT NOT NULL, balance NUMERIC(12,2), opened DATE)",
+    "CREATE TABLE ledger (id INTEGER PRIMARY KEY, owner TEXT NOT NULL, balance NUMERIC(12,2), opened DATE)",
     "CREATE TABLE events (note TEXT, amount INTEGER)",  # no primary key: hidden row ids
 ]
 
@@ -34,7 +34,7 @@ def _rows(conn: Any, table: str) -> dict[tuple[Any, ...], tuple[Any, ...]]:
     cursor = conn.cursor()
     cursor.execute(f"SELECT * FROM {table}")
     rows = cursor.fetchall()
-    if table == "accounts":
+    if table == "ledger":
         return {(r[0],): tuple(r) for r in rows}
     return {tuple(r): tuple(r) for r in rows}  # compared as a multiset of rows below
 
@@ -65,20 +65,20 @@ def _random_work(
                 for _ in range(rng.randint(1, 3)):
                     key = rng.randint(1, 12)
                     action = rng.random()
-                    cursor.execute("SELECT balance FROM accounts WHERE id = ?", (key,))
+                    cursor.execute("SELECT balance FROM ledger WHERE id = ?", (key,))
                     found = cursor.fetchall()
                     if not found:
                         cursor.execute(
-                            "INSERT INTO accounts VALUES (?, ?, ?, ?)",
+                            "INSERT INTO ledger VALUES (?, ?, ?, ?)",
                             (key, f"owner-{key}", rng.randint(0, 1000), "2024-03-01"),
                         )
                     elif action < 0.15:
-                        cursor.execute("DELETE FROM accounts WHERE id = ?", (key,))
+                        cursor.execute("DELETE FROM ledger WHERE id = ?", (key,))
                     elif action < 0.25 and key < 100:
                         # A primary-key change: a delete then a create in the stream.
-                        cursor.execute("UPDATE accounts SET id = ? WHERE id = ?", (key + 100, key))
+                        cursor.execute("UPDATE ledger SET id = ? WHERE id = ?", (key + 100, key))
                     else:
-                        cursor.execute("UPDATE accounts SET balance = balance + 1 WHERE id = ?", (key,))
+                        cursor.execute("UPDATE ledger SET balance = balance + 1 WHERE id = ?", (key,))
                     if events and action > 0.8:
                         cursor.execute("INSERT INTO events VALUES (?, ?)", (f"by {seed}", key))
                 conn.commit()
@@ -136,9 +136,9 @@ def test_stream_holds_every_commit_once_in_order_and_rebuilds_every_table(db_tar
             _apply(state, change)
         dropped += [s.table for s in txn.schema_changes if s.op == "DROP"]
     assert dropped == ["events"]
-    assert state["accounts"] == _rows(setup, "accounts")
+    assert state["ledger"] == _rows(setup, "ledger")
     # Every change of a PK update is a delete of the old key then a create of the new.
-    ops = [c.op for t in transactions for c in t.changes if c.table == "accounts"]
+    ops = [c.op for t in transactions for c in t.changes if c.table == "ledger"]
     assert "u" in ops and "d" in ops and "c" in ops
     setup.close()
 
@@ -148,7 +148,7 @@ def test_snapshot_then_stream_while_writers_run_has_no_gap_and_no_duplicate(db_t
     cursor = setup.cursor()
     cursor.execute(SCHEMA[0])
     cursor.executemany(
-        "INSERT INTO accounts VALUES (?, ?, ?, ?)", [(i, f"o{i}", i, None) for i in range(1, 2500)]
+        "INSERT INTO ledger VALUES (?, ?, ?, ?)", [(i, f"o{i}", i, None) for i in range(1, 2500)]
     )
     committed: list[tuple[int, str]] = []
     aborted: list[str] = []
@@ -159,7 +159,7 @@ def test_snapshot_then_stream_while_writers_run_has_no_gap_and_no_duplicate(db_t
     for writer in writers:
         writer.start()
     time.sleep(0.1)
-    subscription = setup.subscribe(["accounts"], timeout=None)
+    subscription = setup.subscribe(["ledger"], timeout=None)
     state: dict[str, dict[tuple[Any, ...], tuple[Any, ...]]] = {}
     items = iter(subscription)
     first = next(items)
@@ -192,7 +192,7 @@ def test_snapshot_then_stream_while_writers_run_has_no_gap_and_no_duplicate(db_t
         if subscription.position is not None and subscription.position >= end:
             finished = True
     subscription.close()
-    assert state["accounts"] == _rows(setup, "accounts")
+    assert state["ledger"] == _rows(setup, "ledger")
     setup.close()
 
 
