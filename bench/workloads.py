@@ -79,6 +79,11 @@ class Sizes:
     hot_keys: tuple[int, ...] = (10_000, 1_000, 100, 10, 1)
     contention_commits: int = 2_000
     contention_kafka_commits: int = 300
+    # cdc: rows committed (1,000 per transaction) before the publisher drains them; and
+    # single-row commits paced at cdc_rate per second for the latency.
+    cdc_events: int = 100_000
+    cdc_commits: int = 2_500
+    cdc_rate: int = 500
 
 
 @dataclass
@@ -404,6 +409,12 @@ class Workload:
     run: Callable[[EngineRun, Sizes], Result | list[Result]]
 
 
+def _cdc(run: EngineRun, sizes: Sizes) -> list[Result]:
+    from bench.cdc import cdc  # imports this module: deferred
+
+    return cdc(run, sizes)
+
+
 WORKLOADS: tuple[Workload, ...] = (
     Workload("bulk_load", "executemany, one commit per batch", bulk_load),
     Workload("autocommit_1t", "single-row autocommit INSERTs, 1 thread", autocommit_one_thread),
@@ -415,4 +426,5 @@ WORKLOADS: tuple[Workload, ...] = (
     Workload(
         "contention", "2-row read-modify-write transactions, hot keys 10,000 -> 1", contention
     ),
+    Workload("cdc", "CDC publisher: events/s from a backlog, commit-to-published latency", _cdc),
 )

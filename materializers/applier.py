@@ -243,6 +243,22 @@ class Materializer:
         txn_id, committed, sqlstate, message = marshal.loads(raw)
         return Outcome(offset, txn_id, committed, sqlstate, message)
 
+    def recorded_outcome(self, offset: int) -> Outcome | None:
+        """The outcome recorded at ``offset`` (applied), or None if that record decided nothing.
+
+        Records that decide nothing: a sync marker, settings, a fence of an applied
+        transaction. What change data capture reads to learn which offsets committed: the decisions
+        themselves, never a second certification.
+        """
+        cached = self._outcomes.get(offset)
+        if cached is not None:
+            return cached
+        raw = self._store.txns.get(_outcome_key(offset))
+        if raw is None:
+            return None
+        txn_id, committed, sqlstate, message = marshal.loads(raw)
+        return Outcome(offset, txn_id, committed, sqlstate, message)
+
     def offset_of_txn(self, txn_id: str) -> int | None:
         """The offset at which transaction ``txn_id`` was applied, if it was."""
         raw = self._store.txns.get(_txn_key(txn_id))

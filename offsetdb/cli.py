@@ -32,6 +32,7 @@ import signal
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -409,6 +410,156 @@ def _run_node(args: argparse.Namespace) -> int:
 
 
 register("node", "run a headless node: keep a replica of a Kafka database warm and log its lag", _configure_node, _run_node)
+
+
+# --- offsetdb subscribe / cdc --------------------------------------------------------------
+
+
+def _tables_list(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    tables = [t.strip() for t in text.split(",") if t.strip()]
+    return tables or None
+
+
+def _configure_subscribe(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("database", nargs="?", metavar="DIR", help="data directory or kafka:// URL")
+    _add_database_options(parser)
+    parser.add_argument("--tables", metavar="A,B", help="tables to follow (default: all)")
+    parser.add_argument(
+        "--from-offset", type=int, metavar="N",
+        help="resume after log offset N (no snapshot); -1 for the whole history",
+    )
+    parser.add_argument("--no-snapshot", action="store_true", help="start at the present without the tables' rows")
+    parser.add_argument("--progress", action="store_true", help='also print {"progress": X} marks when quiet')
+    parser.add_argument(
+        "--timeout", type=float, metavar="SECONDS",
+        help="exit after this long with nothing to print (default: run until interrupted)",
+    )
+
+
+def _run_subscribe(args: argparse.Namespace) -> int:
+    """Print one JSON line per committed change (snapshot rows first) until interrupted."""
+    from offsetdb.changelines import json_lines
+
+    try:
+        conn = _connect(args, args.database, autocommit=True)
+    except errors.Error as exc:
+        _print_error(exc)
+        return 1
+    subscription = None
+    try:
+        subscription = conn.subscribe(
+            _tables_list(args.tables),
+            from_offset=args.from_offset,
+            snapshot=not args.no_snapshot,
+            timeout=args.timeout,
+        )
+        for item in subscription:
+            for line in json_lines(item, progress=args.progress):
+                sys.stdout.write(line + "\n")
+            sys.stdout.flush()
+        return 0
+    except KeyboardInterrupt:
+        return 0
+    except errors.Error as exc:
+        _print_error(exc)
+        return 1
+    finally:
+        if subscription is not None:
+            position = subscription.position
+            subscription.close()
+            if position is not None:
+                sys.stderr.write(f"delivered up to offset {position} (resume with --from-offset {position})\n")
+        conn.close()
+
+
+register(
+    "subscribe",
+    "print every committed change (after a snapshot of the tables) as JSON lines, until interrupted",
+    _configure_subscribe,
+    _run_subscribe,
+)
+
+
+def _configure_cdc(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("database", nargs="?", metavar="URL", help="data directory or kafka:// URL")
+    _add_database_options(parser)
+    parser.add_argument("--topic-prefix", required=True, metavar="PREFIX", help="topics are PREFIX.<table>, PREFIX.transaction, PREFIX.progress")
+    parser.add_argument("--tables", metavar="A,B", help="tables to publish (default: all)")
+    parser.add_argument(
+        "--kafka", metavar="HOST:PORT",
+        help="the brokers to publish to (default: the database's own, for a kafka:// URL)",
+    )
+    parser.add_argument("--format", choices=("json", "avro"), default="json", help="json (Kafka Connect JSON with schemas; default) or avro")
+    parser.add_argument("--schema-registry", metavar="URL", help="with --format avro: the Confluent schema registry")
+    parser.add_argument("--publisher-id", metavar="ID", help="names the transactional id (default: the topic prefix)")
+    parser.add_argument("--no-snapshot", action="store_true", help="a new publisher starts without the tables' rows")
+    parser.add_argument("--from-offset", type=int, metavar="N", help="with --no-snapshot: a new publisher publishes what follows offset N (-1: all history)")
+    parser.add_argument("--partitions", type=int, default=1, metavar="N", help="partitions of the table topics it creates (default 1)")
+    parser.add_argument("--heartbeat", type=float, default=5.0, metavar="SECONDS", help="seconds between progress records when idle (default 5)")
+
+
+def _run_cdc(args: argparse.Namespace) -> int:
+    """Publish every committed change to Kafka, exactly once, until SIGTERM/SIGINT."""
+    from offsetdb.materializers.publisher import PublisherFenced
+    from offsetdb.query.cdc import publisher_for
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    log = logging.getLogger("offsetdb.cdc")
+    if args.format == "avro":
+        _print_error(errors.not_supported("--format avro (Avro through a schema registry)"))
+        return 1
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    try:
+        conn = _connect(args, args.database, autocommit=True)
+    except errors.Error as exc:
+        _print_error(exc)
+        return 1
+    try:
+        last = [0.0]
+
+        def report(stats: object) -> None:
+            now = time.monotonic()
+            if now - last[0] >= 10:
+                last[0] = now
+                log.info("published %s", stats)
+
+        publisher = publisher_for(
+            conn,
+            topic_prefix=args.topic_prefix,
+            bootstrap=args.kafka,
+            tables=_tables_list(args.tables),
+            publisher_id=args.publisher_id,
+            snapshot=not args.no_snapshot,
+            from_offset=args.from_offset,
+            partitions=args.partitions,
+            heartbeat_interval=args.heartbeat,
+            on_commit=report,
+            show_progress=True,
+        )
+        log.info("publishing %s to %s with prefix %s", args.database, publisher.settings.bootstrap, args.topic_prefix)
+        publisher.run(stop)
+        log.info("stopped: %s", publisher.stats)
+        return 0
+    except PublisherFenced as exc:
+        _print_error(exc)
+        return 1
+    except errors.Error as exc:
+        _print_error(exc)
+        return 1
+    finally:
+        conn.close()
+
+
+register(
+    "cdc",
+    "publish every committed change to Kafka topics (Debezium envelopes), exactly once, until stopped",
+    _configure_cdc,
+    _run_cdc,
+)
 
 
 # --- offsetdb demo -------------------------------------------------------------------------

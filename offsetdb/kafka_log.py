@@ -141,7 +141,7 @@ class KafkaLog:
 
     max_record_bytes = MAX_RECORD_BYTES
 
-    def __init__(self, target: KafkaTarget, config: Config) -> None:
+    def __init__(self, target: KafkaTarget, config: Config, *, read_only: bool = False) -> None:
         self.target = target
         self.topic = target.topic(config.topic_prefix)
         self._timeout = config.kafka_timeout
@@ -156,7 +156,7 @@ class KafkaLog:
         self._admin = AdminClient(_for_client(self._common, "admin"))
         self._ensure_topic()
         self._append_lock = threading.Lock()
-        self._producer = self._new_producer()
+        self._producer: Producer | None = None if read_only else self._new_producer()
         self._read_lock = threading.Lock()
         self._consumer = self._new_consumer()
         self._position: int | None = None
@@ -254,8 +254,8 @@ class KafkaLog:
                     f"{MAX_RECORD_BYTES:,} bytes; commit in smaller transactions", "54000"
                 )
         with self._append_lock:
-            if self._closed:
-                raise errors.OperationalError("the log is closed")
+            if self._closed or self._producer is None:
+                raise errors.OperationalError("the log is closed" if self._closed else "this reader cannot append")
             offsets: list[int | None] = [None] * len(records)
             failures: list[KafkaError] = []
 
@@ -398,6 +398,14 @@ class KafkaLog:
         # Transient (broker unreachable, leader moving): the client retries by itself.
         logger.warning("reading %s: %s (retrying)", self.topic, error.str())
 
+    def reader(self) -> KafkaLog:
+        """Another reader of this log, with a consumer of its own (it cannot append).
+
+        For followers besides the materializer (change data capture): sharing the
+        materializer's consumer would make the two seek each other's position away.
+        """
+        return KafkaLog(self.target, self._config, read_only=True)
+
     def end_offset(self) -> int:
         """One past the newest record this node knows to exist (appended or read).
 
@@ -426,5 +434,6 @@ class KafkaLog:
             if self._closed:
                 return
             self._closed = True
-            self._producer.flush(min(self._timeout, 5))
+            if self._producer is not None:
+                self._producer.flush(min(self._timeout, 5))
             self._consumer.close()

@@ -22,14 +22,17 @@ class TerminalProgress:
         if not self._enabled or elapsed < self._min_seconds:
             return
         now = time.monotonic()
-        if now - self._last < 0.2 and done < total:
+        if now - self._last < 0.2 and (done < total or total <= 0):
             return
         self._last = now
         rate = done / elapsed if elapsed > 0 else 0.0
-        eta = (total - done) / rate if rate > 0 else 0.0
-        sys.stderr.write(
-            f"\r{self._label}: {done:,}/{total:,} {self._unit}, {rate:,.0f}/s, ETA {eta:,.0f}s   "
-        )
+        if total <= 0:  # the total is not known: count and rate only
+            sys.stderr.write(f"\r{self._label}: {done:,} {self._unit}, {rate:,.0f}/s   ")
+        else:
+            eta = (total - done) / rate if rate > 0 else 0.0
+            sys.stderr.write(
+                f"\r{self._label}: {done:,}/{total:,} {self._unit}, {rate:,.0f}/s, ETA {eta:,.0f}s   "
+            )
         sys.stderr.flush()
         self._shown = True
 

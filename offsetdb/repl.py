@@ -58,6 +58,10 @@ Query buffer
 Formatting
   \\timing [on|off]  toggle (or set) printing of each statement's execution time
 
+Change data capture
+  SUBSCRIBE [TO] t[, u] [WITHOUT SNAPSHOT] [FROM OFFSET n];
+                    print t's rows, then every committed change to it, until Ctrl-C
+
 Statements end with a semicolon and may span several lines. The prompt runs in
 autocommit mode: BEGIN ... COMMIT (or ROLLBACK) groups statements into a transaction.
 Ctrl-C clears the line being typed.
@@ -455,6 +459,12 @@ class Connection(Protocol):
         """Close the connection (an open transaction is rolled back)."""
         ...
 
+    def subscribe(
+        self, tables: list[str], *, from_offset: int | None, snapshot: bool
+    ) -> Any:
+        """Committed changes of ``tables`` (``conn.subscribe``): iterable, with ``close()``."""
+        ...
+
 
 class Outcome(Enum):
     """What happened to one line of input."""
@@ -464,6 +474,11 @@ class Outcome(Enum):
     QUIT = "quit"
 
 
+_SUBSCRIBE = re.compile(
+    r"^\s*SUBSCRIBE\s+(?:TO\s+)?(?P<tables>\"?[A-Za-z_][\w$]*\"?(?:\s*,\s*\"?[A-Za-z_][\w$]*\"?)*)"
+    r"(?P<options>(?:\s+.*)?)$",
+    re.IGNORECASE | re.DOTALL,
+)
 _ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # terminal highlighting in parser messages
 
 _DML_TAGS = {"INSERT": "INSERT 0 {n}", "UPDATE": "UPDATE {n}", "DELETE": "DELETE {n}"}
@@ -543,6 +558,8 @@ class Session:
 
     def execute(self, statement: Statement) -> Outcome:
         """Run one SQL statement and print its rows or its command tag."""
+        if _SUBSCRIBE.match(statement.text):
+            return self.subscribe(statement)
         start = time.perf_counter()
         try:
             cursor = self.conn.cursor()
@@ -571,6 +588,57 @@ class Session:
         if self.timing:
             self.out.write(f"Time: {elapsed * 1000:.3f} ms\n")
         self.out.flush()
+        return Outcome.OK
+
+    def subscribe(self, statement: Statement) -> Outcome:
+        """``SUBSCRIBE [TO] t[, u ...] [WITHOUT SNAPSHOT] [FROM OFFSET n]``: print changes as they commit.
+
+        First the tables' rows at the present offset (op ``r``; not WITHOUT SNAPSHOT, nor
+        FROM OFFSET, which resumes after offset n), then every committed change, one
+        line each, until Ctrl-C (SIGINT).
+        """
+        from offsetdb.changelines import PROMPT_HEADER, prompt_lines
+
+        match = _SUBSCRIBE.match(statement.text)
+        assert match is not None
+        tables = [t.strip().strip('"') for t in match["tables"].split(",") if t.strip()]
+        options = " ".join((match["options"] or "").upper().split())
+        snapshot, from_offset = True, None
+        for option in re.findall(r"WITHOUT SNAPSHOT|WITH SNAPSHOT|FROM OFFSET -?\d+", options):
+            if option == "WITHOUT SNAPSHOT":
+                snapshot = False
+            elif option.startswith("FROM OFFSET"):
+                from_offset = int(option.rsplit(" ", 1)[1])
+        leftover = re.sub(r"WITHOUT SNAPSHOT|WITH SNAPSHOT|FROM OFFSET -?\d+", "", options).strip()
+        if leftover:
+            self.report_error(
+                errors.SqlSyntaxError(
+                    f"SUBSCRIBE does not take {leftover!r}; it takes [WITHOUT SNAPSHOT] [FROM OFFSET n]"
+                ),
+                statement,
+            )
+            return Outcome.ERROR
+        subscription = None
+        try:
+            subscription = self.conn.subscribe(tables, from_offset=from_offset, snapshot=snapshot)
+            self.out.write(f"SUBSCRIBE to {', '.join(tables)}: changes as they commit; Ctrl-C to stop\n")
+            self.out.write(PROMPT_HEADER + "\n")
+            self.out.flush()
+            for item in subscription:
+                for line in prompt_lines(item):
+                    self.out.write(line + "\n")
+                self.out.flush()
+        except KeyboardInterrupt:
+            position = subscription.position if subscription is not None else None
+            where = f" (delivered up to offset {position})" if position is not None else ""
+            self.out.write(f"SUBSCRIBE stopped{where}\n")
+            self.out.flush()
+        except errors.Error as exc:
+            self.report_error(exc, statement)
+            return Outcome.ERROR
+        finally:
+            if subscription is not None:
+                subscription.close()
         return Outcome.OK
 
     def report_error(self, exc: errors.Error, statement: Statement | None = None) -> None:

@@ -246,6 +246,20 @@ class Database:
             database._references += 1
             return database
 
+    def retain(self) -> None:
+        """Take one more reference (a subscription outliving its connection's calls)."""
+        with _registry_lock:
+            self._references += 1
+
+    def log_reader(self) -> EmbeddedLog | KafkaLog:
+        """A reader of the log for a follower besides the materializer (close it after).
+
+        The embedded log's reads are independent of each other, so it is its own reader;
+        on Kafka each reader needs a consumer of its own.
+        """
+        assert self.log is not None
+        return self.log.reader() if isinstance(self.log, KafkaLog) else self.log
+
     def release(self) -> None:
         """Drop one reference; the last one closes the database."""
         with _registry_lock:

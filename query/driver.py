@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +23,7 @@ from offsetdb.query.database import Database, ReplicationStatus
 from offsetdb.query.engine import Result
 from offsetdb.query.engine.prepare import ISOLATION_LEVEL_NAMES
 from offsetdb.query.session import Params, Session
+from offsetdb.query.subscription import Subscription
 from offsetdb.types import Kind, SqlType, float4_display
 
 
@@ -216,6 +217,37 @@ class Connection:
             return None
         outcome = materializer.outcome(offset)
         return offset, outcome.committed, outcome.sqlstate
+
+    def subscribe(
+        self,
+        tables: Collection[str] | str | None = None,
+        *,
+        from_offset: int | None = None,
+        snapshot: bool = True,
+        timeout: float | None = None,
+        progress_interval: float = 1.0,
+    ) -> Subscription:
+        """Every committed change to ``tables`` (None: all), in commit order (docs/cdc.md).
+
+        By default the iterator first yields a snapshot: every row of the tables as they
+        stood at one offset S (``SnapshotChunk`` items, op ``r``), then every transaction
+        committed after S (``CommittedTransaction``: offset, txn id, commit time, changes
+        with op ``c``/``u``/``d``, key, before, after), with no gap and no duplicate.
+        ``from_offset=N`` resumes after offset N instead, without a snapshot;
+        ``snapshot=False`` starts at the present without one. ``Progress`` items say
+        that every offset up to theirs is delivered, after ``progress_interval`` seconds
+        of quiet. Iteration ends after ``timeout`` seconds with nothing to deliver (None:
+        never); ``close()`` the subscription (or use it as a context manager) when done.
+        """
+        database = self._check_open()
+        return Subscription(
+            database,
+            tables,
+            from_offset=from_offset,
+            snapshot=snapshot,
+            timeout=timeout,
+            progress_interval=progress_interval,
+        )
 
     def list_tables(self) -> list[str]:
         """Names of the tables at the latest snapshot, sorted."""
