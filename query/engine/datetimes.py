@@ -18,6 +18,12 @@ from typing import Any
 from offsetdb import errors
 
 _MICROS_PER_DAY = 86_400_000_000
+_INT32_MAX = 2**31 - 1
+_INT64_MAX = 2**63 - 1
+
+
+def _interval_out_of_range() -> errors.Error:
+    return errors.DataError("interval field value out of range", sqlstate="22015")
 
 
 @dataclass(frozen=True)
@@ -42,9 +48,18 @@ class Interval:
         ).normalized()
 
     def normalized(self) -> Any:
-        """A timedelta when there are no months (what users get), else self."""
+        """A timedelta when there are no months (what users get), else self.
+
+        Raises 22015 when a field is beyond PostgreSQL's interval (32-bit months and
+        days, 64-bit microseconds) or beyond what a timedelta holds.
+        """
+        if abs(self.months) > _INT32_MAX or abs(self.days) > _INT32_MAX or abs(self.micros) > _INT64_MAX:
+            raise _interval_out_of_range()
         if self.months == 0:
-            return dt.timedelta(days=self.days, microseconds=self.micros)
+            try:
+                return dt.timedelta(days=self.days, microseconds=self.micros)
+            except OverflowError:
+                raise _interval_out_of_range() from None
         return self
 
     def __str__(self) -> str:
@@ -196,7 +211,7 @@ def multiply_interval(value: Any, factor: float) -> Any:
     """
     iv = Interval.of(value)
     if factor != factor or factor in (float("inf"), float("-inf")):
-        raise errors.NumericValueOutOfRange("interval out of range")
+        raise errors.DataError("interval out of range", sqlstate="22008")
     months_exact = iv.months * factor
     days_exact = iv.days * factor
     months = int(months_exact)
@@ -211,7 +226,7 @@ def multiply_interval(value: Any, factor: float) -> Any:
     days += int(month_remainder_days)
     micros = round(iv.micros * factor + seconds_remainder * 1_000_000)
     if abs(months) > 2**31 - 1 or abs(days) > 2**31 - 1 or abs(micros) > 2**63 - 1:
-        raise errors.NumericValueOutOfRange("interval out of range")
+        raise errors.DataError("interval out of range", sqlstate="22008")
     return Interval(months, days, micros).normalized()
 
 
