@@ -225,10 +225,10 @@ def make_factory(
             )
         factory = _Avg
         result_type = V.DOUBLE if kind in V.FLOAT_KINDS else (V.NUMERIC if kind else None)
-    elif name == "min":
-        factory, result_type = _Min, arg_type
-    elif name == "max":
-        factory, result_type = _Max, arg_type
+    elif name in ("min", "max"):
+        if kind is Kind.BOOLEAN:
+            raise errors.UndefinedFunction(f"function {name}(boolean) does not exist")
+        factory, result_type = (_Min if name == "min" else _Max), arg_type
     elif name == "bool_and":
         factory, result_type = _BoolAnd, V.BOOLEAN
     elif name == "bool_or":

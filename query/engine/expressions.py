@@ -560,6 +560,10 @@ def arith_type(op: str, a: SqlType | None, b: SqlType | None) -> SqlType | None:
         return None
     ka, kb = a.kind, b.kind
     if ka in V.NUMBER_KINDS and kb in V.NUMBER_KINDS:
+        if op == "%" and (ka in V.FLOAT_KINDS or kb in V.FLOAT_KINDS):
+            raise errors.UndefinedFunction(
+                f"operator does not exist: {V.static_type_name(a)} % {V.static_type_name(b)}"
+            )
         if ka in V.INT_KINDS and kb in V.INT_KINDS:
             return _int_result_type(a, b) if op != "^" else V.DOUBLE
         # real op real stays real; real with anything else is double precision
@@ -1076,6 +1080,9 @@ def _coalesce(c: Compiler, node: exp.Expression) -> CExpr:
 def _nullif(c: Compiler, node: exp.Expression) -> CExpr:
     a, b = c.resolve_untyped(c.compile(node.this), c.compile(node.expression))
     c.check_comparable(a, b, "=")
+    # PostgreSQL returns the first argument of the implied "=", promoted to the type
+    # the comparison resolved: NULLIF(numeric, float8) is a float8
+    a = converted(a, common_type([a, b], "NULLIF"))
     fa, fb = a.fn, b.fn
 
     def nullif(row: Row, env: Env) -> Any:
@@ -1099,6 +1106,10 @@ def _cast(c: Compiler, node: exp.Expression) -> CExpr:
         raise errors.not_supported("cast to interval")
     target = sql_type_of(to)
     a = c.compile(node.this)
+    if a.const and a.untyped and isinstance(a.value, str):
+        # a string literal is read by the type's input function when the statement is
+        # parsed, so its errors come even from a branch that never runs
+        return constant(V.cast(a.value, target), target)
     fa = a.fn
     cast_value = V.cast
 

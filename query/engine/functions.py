@@ -24,7 +24,7 @@ from offsetdb.types import SqlType
 
 from . import values as V
 from .datetimes import date_trunc, extract
-from .expressions import Compiler, _fold, common_type
+from .expressions import Compiler, _fold, common_type, converted
 from .formatting import to_char_datetime, to_char_number
 from .runtime import CExpr, Env, Row, constant
 
@@ -543,6 +543,7 @@ def _greatest_least(pick_max: bool) -> Callable[[Compiler, exp.Expression], CExp
     def handler(c: Compiler, node: exp.Expression) -> CExpr:
         args = _args(c, node, "this", "expressions")
         rtype = common_type(args, "GREATEST" if pick_max else "LEAST")
+        args = [converted(a, rtype) for a in args]
 
         def pick(*vals: Any) -> Any:
             best = None
@@ -623,9 +624,25 @@ def _initcap_handler(c: Compiler, node: exp.Expression) -> CExpr:
     return call("initcap", _initcap, args, V.TEXT)
 
 
+def _no_float_args(name: str, args: list[CExpr]) -> None:
+    """42883 for div()/mod() of a float: PostgreSQL defines them on integers and numerics."""
+    if any(a.type is not None and a.type.kind in V.FLOAT_KINDS for a in args):
+        shown = ", ".join(V.static_type_name(a.type) for a in args)
+        raise errors.UndefinedFunction(f"function {name}({shown}) does not exist")
+
+
 def _intdiv_handler(c: Compiler, node: exp.Expression) -> CExpr:
     args = _args(c, node, "this", "expression")
+    _no_float_args("div", args)
     return call("div", _div, args, V.NUMERIC)
+
+
+def _mod_handler(c: Compiler, node: exp.Expression) -> CExpr:
+    args = _args(c, node, "this", "expression")
+    if len(args) != 2:
+        raise errors.UndefinedFunction(f"function mod with {len(args)} arguments does not exist")
+    _no_float_args("mod", args)
+    return call("mod", _mod, args, _same_type(args))
 
 
 _NODE_HANDLERS: dict[type, Callable[[Compiler, exp.Expression], CExpr]] = {
@@ -668,7 +685,7 @@ _NODE_HANDLERS: dict[type, Callable[[Compiler, exp.Expression], CExpr]] = {
     exp.Trunc: _trunc_handler,
     exp.Ceil: _simple("ceil", _ceil, ("this",), _numeric_result),
     exp.Floor: _simple("floor", _floor, ("this",), _numeric_result),
-    exp.Mod: _simple("mod", _mod, ("this", "expression"), _same_type),
+    exp.Mod: _mod_handler,
     exp.Pi: lambda c, node: constant(math.pi, V.DOUBLE),
     exp.Greatest: _greatest_least(True),
     exp.Least: _greatest_least(False),

@@ -95,8 +95,95 @@ def check_adjacent_strings(sql: str, tokens: list[Token]) -> None:
             raise _syntax_error(second)
 
 
+_JOIN_NEEDS_NO_ON = frozenset((TokenType.CROSS, TokenType.NATURAL))
+_JOIN_ENDERS = frozenset(
+    (
+        TokenType.WHERE, TokenType.GROUP_BY, TokenType.HAVING, TokenType.ORDER_BY,
+        TokenType.LIMIT, TokenType.OFFSET, TokenType.UNION, TokenType.INTERSECT,
+        TokenType.EXCEPT, TokenType.COMMA, TokenType.RETURNING, TokenType.FETCH,
+    )
+)
+
+
+def _check_join_conditions(tokens: list[Token]) -> None:
+    """42601 for ``a JOIN b`` without ON or USING (sqlglot reads it as a cross join).
+
+    Counts, per parenthesis depth, the joins still waiting for their condition; one is
+    still waiting when the FROM clause ends.
+    """
+    waiting = [0]
+    for i, token in enumerate(tokens):
+        kind = token.token_type
+        if kind is TokenType.L_PAREN:
+            waiting.append(0)
+        elif kind is TokenType.R_PAREN:
+            if waiting[-1] > 0:
+                raise _syntax_error(token)
+            if len(waiting) > 1:
+                waiting.pop()
+        elif kind is TokenType.JOIN:
+            before = {t.token_type for t in tokens[max(i - 3, 0) : i]}
+            if not before & _JOIN_NEEDS_NO_ON:
+                waiting[-1] += 1
+        elif kind in (TokenType.ON, TokenType.USING) and waiting[-1] > 0:
+            waiting[-1] -= 1
+        elif kind in _JOIN_ENDERS and waiting[-1] > 0:
+            raise _syntax_error(token)
+    if waiting[-1] > 0:
+        raise _syntax_error(None)
+
+
+# Tokens that end the expression a BETWEEN or a CASE ... WHEN is part of.
+_EXPRESSION_ENDERS = frozenset(
+    (
+        TokenType.THEN, TokenType.ELSE, TokenType.END, TokenType.WHEN, TokenType.COMMA,
+        TokenType.FROM, TokenType.WHERE, TokenType.GROUP_BY, TokenType.HAVING,
+        TokenType.ORDER_BY, TokenType.LIMIT, TokenType.OFFSET, TokenType.UNION,
+        TokenType.INTERSECT, TokenType.EXCEPT, TokenType.RETURNING, TokenType.ON,
+    )
+)
+
+
+def _check_pairs(tokens: list[Token]) -> None:
+    """42601 for ``x BETWEEN a b`` (no AND) and ``CASE WHEN c x`` (no THEN).
+
+    sqlglot reads both; PostgreSQL requires the second keyword before the expression
+    ends (at the same parenthesis depth).
+    """
+    n = len(tokens)
+    for i, token in enumerate(tokens):
+        kind = token.token_type
+        if kind is TokenType.BETWEEN:
+            partner, enders = TokenType.AND, _EXPRESSION_ENDERS
+        elif kind is TokenType.WHEN:
+            partner, enders = TokenType.THEN, _EXPRESSION_ENDERS - {TokenType.THEN}
+        else:
+            continue
+        depth = 0
+        for j in range(i + 1, n + 1):
+            nxt = tokens[j] if j < n else None
+            if nxt is None:
+                raise _syntax_error(None)
+            if nxt.token_type is TokenType.L_PAREN:
+                depth += 1
+            elif nxt.token_type is TokenType.R_PAREN:
+                if depth == 0:
+                    raise _syntax_error(nxt)
+                depth -= 1
+            elif depth == 0 and nxt.token_type is partner:
+                break
+            elif depth == 0 and nxt.token_type in enders:
+                raise _syntax_error(nxt)
+
+
 def check_tokens(tokens: list[Token]) -> None:
-    """42601 for dangling commas and for LIMIT/OFFSET without a value."""
+    """42601 for what sqlglot forgives in the token stream.
+
+    Dangling commas, LIMIT/OFFSET without a value, JOIN without ON, and BETWEEN or
+    CASE WHEN missing their AND or THEN.
+    """
+    _check_join_conditions(tokens)
+    _check_pairs(tokens)
     n = len(tokens)
     for i, token in enumerate(tokens):
         kind = token.token_type
