@@ -568,6 +568,12 @@ def _extract_handler(c: Compiler, node: exp.Expression) -> CExpr:
 def _date_trunc_handler(c: Compiler, node: exp.Expression) -> CExpr:
     unit = _unit_text(node.args.get("unit"))
     args = _args(c, node, "this")
+    if args and args[0].const and args[0].untyped:
+        raise errors.ProgrammingError(
+            "function date_trunc(unknown, unknown) is not unique: cast the value to "
+            "timestamp or interval",
+            sqlstate="42725",
+        )
     return call("date_trunc", lambda v: date_trunc(unit, v), args, V.TIMESTAMP)
 
 

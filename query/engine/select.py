@@ -48,10 +48,15 @@ Columns = list[tuple[str, SqlType | None]]
 
 
 class QueryPlan:
-    """A planned query: output columns, correlation depth and a row generator."""
+    """A planned query: output columns, correlation depth and a row generator.
+
+    ``untyped`` holds the positions of output columns that are bare string literals:
+    PostgreSQL's "unknown" type, which a set operation resolves from the other side.
+    """
 
     columns: Columns
     outer_depth: int = 0
+    untyped: frozenset[int] = frozenset()
 
     def rows(self, env: Env) -> Iterable[Row]:
         """The query's rows for this execution."""
@@ -411,7 +416,10 @@ class ConvertedPlan(QueryPlan):
     @classmethod
     def wrap(cls, plan: QueryPlan, columns: Columns) -> QueryPlan:
         """``plan`` itself when its column types already match ``columns``."""
-        converters = [V.converter(t, target) for (_, t), (_, target) in zip(plan.columns, columns, strict=True)]
+        converters = [
+            V.converter(None if i in plan.untyped else t, target)
+            for i, ((_, t), (_, target)) in enumerate(zip(plan.columns, columns, strict=True))
+        ]
         if all(c is None for c in converters):
             return plan
         return cls(plan, columns, converters)
@@ -617,12 +625,18 @@ class Planner:
         if len(left.columns) != len(right.columns):
             raise errors.SqlSyntaxError(f"each {op.upper()} query must have the same number of columns")
         columns: Columns = []
-        for (name, lt), (_, rt) in zip(left.columns, right.columns, strict=True):
-            lc = CExpr(_never, lt)
-            rc = CExpr(_never, rt)
-            columns.append((name, common_type([lc, rc], op.upper())))
+        untyped = set()
+        for i, ((name, lt), (_, rt)) in enumerate(zip(left.columns, right.columns, strict=True)):
+            # an unknown-typed literal takes the other side's type
+            lc = CExpr(_never, None if i in left.untyped else lt)
+            rc = CExpr(_never, None if i in right.untyped else rt)
+            resolved = common_type([lc, rc], op.upper())
+            if i in left.untyped and i in right.untyped:
+                untyped.add(i)  # both unknown: text, and still unknown to an outer set operation
+                resolved = lt
+            columns.append((name, resolved))
         distinct = node.args.get("distinct") is not False
-        plan = SetOpPlan(
+        plan: SetOpPlan = SetOpPlan(
             columns,
             ConvertedPlan.wrap(left, columns),
             ConvertedPlan.wrap(right, columns),
@@ -630,6 +644,7 @@ class Planner:
             distinct,
             outer_depth=max(left.outer_depth, right.outer_depth),
         )
+        plan.untyped = frozenset(untyped)
         scope = Scope([ScopeColumn(None, n, t) for n, t in columns], parent)
         order = node.args.get("order")
         if order is not None:
@@ -788,10 +803,14 @@ class Planner:
                 outer_depth = max(outer_depth, sub.outer_depth)
         else:
             expr_compiler = Compiler(self, scope, "SELECT")
+        untyped = set()
         for name, e in select_items:
             item = expr_compiler.compile(e)
             plan.project.append(item.fn)
             plan.columns.append((name, item.type))
+            if item.const and item.untyped:
+                untyped.add(len(plan.columns) - 1)
+        plan.untyped = frozenset(untyped)
         if having_node is not None:
             plan.having = expr_compiler.predicate(having_node.this, "HAVING").fn
         plan.distinct = distinct_node is not None

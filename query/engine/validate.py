@@ -144,6 +144,15 @@ _EXPRESSION_ENDERS = frozenset(
 )
 
 
+# Tokens that can end an operand: "NOT NULL" right after one is a postfix NOT NULL.
+_OPERAND_ENDS = frozenset(
+    (
+        TokenType.VAR, TokenType.NUMBER, TokenType.STRING, TokenType.R_PAREN, TokenType.NULL,
+        TokenType.TRUE, TokenType.FALSE, TokenType.IDENTIFIER, TokenType.END,
+    )
+)
+
+
 def _check_pairs(tokens: list[Token]) -> None:
     """42601 for ``x BETWEEN a b`` (no AND) and ``CASE WHEN c x`` (no THEN).
 
@@ -159,14 +168,14 @@ def _check_pairs(tokens: list[Token]) -> None:
             partner, enders = TokenType.THEN, _EXPRESSION_ENDERS - {TokenType.THEN}
         else:
             continue
-        depth = 0
+        depth = 0  # parentheses and nested CASE ... END blocks
         for j in range(i + 1, n + 1):
             nxt = tokens[j] if j < n else None
             if nxt is None:
                 raise _syntax_error(None)
-            if nxt.token_type is TokenType.L_PAREN:
+            if nxt.token_type in (TokenType.L_PAREN, TokenType.CASE):
                 depth += 1
-            elif nxt.token_type is TokenType.R_PAREN:
+            elif nxt.token_type in (TokenType.R_PAREN, TokenType.END):
                 if depth == 0:
                     raise _syntax_error(nxt)
                 depth -= 1
@@ -174,6 +183,18 @@ def _check_pairs(tokens: list[Token]) -> None:
                 break
             elif depth == 0 and nxt.token_type in enders:
                 raise _syntax_error(nxt)
+    if tokens and tokens[0].token_type in (TokenType.CREATE, TokenType.ALTER):
+        return  # NOT NULL is a column constraint there
+    for i, token in enumerate(tokens):
+        # "x NOT NULL" (without IS) is not PostgreSQL; sqlglot reads it as IS NOT NULL
+        if (
+            token.token_type is TokenType.NOT
+            and i + 1 < n
+            and tokens[i + 1].token_type is TokenType.NULL
+            and i > 0
+            and tokens[i - 1].token_type in _OPERAND_ENDS
+        ):
+            raise _syntax_error(token)
 
 
 def check_tokens(tokens: list[Token]) -> None:
