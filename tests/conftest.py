@@ -24,6 +24,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from kafka_broker import Broker, provide_broker  # noqa: E402
+from oracle_compare import STATS_KEY  # noqa: E402
 from postgres_oracle import PostgresOracle, start_postgres  # noqa: E402
 
 from offsetdb.kafka_log import KafkaTarget  # noqa: E402
@@ -33,6 +34,26 @@ BACKENDS = ["embedded", "kafka"]
 
 _broker: Broker | None = None
 _postgres: PostgresOracle | None = None
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """Options of the generated oracle tests (tests/engine/test_oracle_random.py)."""
+    group = parser.getgroup("oracle", "statements generated and compared with PostgreSQL")
+    group.addoption("--oracle-seeds", metavar="START:STOP",
+                    help="seeds of the generated worlds (default 0:25; 1000:1150 with -m slow)")
+    group.addoption("--oracle-cases", metavar="N", type=int,
+                    help="statements per world (default 16; 40 with -m slow)")
+    group.addoption("--oracle-report", metavar="FILE",
+                    help="append every disagreement and unsupported statement to FILE (JSON lines)")
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    """The generated oracle statements' tally, when any ran."""
+    stats = config.stash.get(STATS_KEY, None)
+    if stats is not None and stats.statements:
+        terminalreporter.section("PostgreSQL oracle: generated statements")
+        for line in stats.summary():
+            terminalreporter.write_line(line)
 
 
 @pytest.fixture(scope="session")

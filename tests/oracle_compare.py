@@ -35,11 +35,13 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import math
+from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from postgres_oracle import OutOfRange, PgInterval, interval_of
 
 FLOAT_REL_TOL = 1e-12
@@ -278,16 +280,70 @@ def compare(
         return Comparison(Verdict.DISAGREE, f"{ours.width} columns, not {theirs.width}")
     if not same_rows(ours.rows, theirs.rows, ordered):
         how = "rows (in order)" if ordered else "rows (as multisets)"
-        return Comparison(Verdict.DISAGREE, f"different {how}")
+        return Comparison(Verdict.DISAGREE, f"different {how}{_hint(ours.rows, theirs.rows, ordered)}")
     return Comparison(Verdict.AGREE)
 
 
+def _loosely(value: Any, keep_types: bool, digits: int | None = None) -> Any:
+    """A number as its value alone: NUMERIC scale dropped, the type too unless kept, and
+    rounded to ``digits`` significant digits if given."""
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+        return value
+    if keep_types and not isinstance(value, Decimal):
+        return value
+    number = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+    if not number.is_finite():
+        return number
+    if digits is not None and number:
+        number = round(number, digits - 1 - number.adjusted())
+    return number.normalize() + 0  # + 0 turns -0 into 0
+
+
+_HINTS = (
+    (True, None, "NUMERIC scale or sign of zero"),
+    (False, None, "result types (integer/numeric/double)"),
+    (False, 12, "digits past the 12th significant one (NUMERIC precision or scale)"),
+)
+
+
+def _hint(ours: Sequence[tuple[Any, ...]], theirs: Sequence[tuple[Any, ...]], ordered: bool) -> str:
+    """What the rows differ in, when it is only how numbers are typed, scaled or rounded."""
+    for keep_types, digits, what in _HINTS:
+        a = [tuple(_loosely(v, keep_types, digits) for v in row) for row in ours]
+        b = [tuple(_loosely(v, keep_types, digits) for v in row) for row in theirs]
+        if same_rows(a, b, ordered):
+            return f"; equal but for {what}"
+    if not ordered and len(ours) != len(theirs):
+        return f"; {len(ours)} rows, not {len(theirs)}"
+    return ""
+
+
+def unmatched(ours: Sequence[tuple[Any, ...]], theirs: Sequence[tuple[Any, ...]]) -> tuple[list[Any], list[Any]]:
+    """The rows of each side that the other lacks (as multisets)."""
+    only_ours = list(ours)
+    only_theirs = []
+    for row in theirs:
+        b = tuple(canonical(v) for v in row)
+        for i, other in enumerate(only_ours):
+            if rows_equal(tuple(canonical(v) for v in other), b):
+                del only_ours[i]
+                break
+        else:
+            only_theirs.append(row)
+    return only_ours, only_theirs
+
+
 def report(sql: str, ours: Answer, theirs: Answer, difference: str) -> str:
-    """A disagreement, for a failure's message."""
-    return (
-        f"{difference}\n  SQL: {sql}\n  PostgreSQL: {theirs.describe()}\n"
-        f"  offsetdb:   {ours.describe()}"
-    )
+    """A disagreement, for a failure's message: rows that differ, when both have rows."""
+    text = f"{difference}\n  SQL: {sql}\n"
+    if ours.rows is not None and theirs.rows is not None and "multisets" in difference:
+        only_ours, only_theirs = unmatched(ours.rows, theirs.rows)
+        shown = [f"  {len(theirs.rows)} rows from PostgreSQL, {len(ours.rows)} from offsetdb; "
+                 f"{len(only_theirs)} only in PostgreSQL's, {len(only_ours)} only in offsetdb's"]  # fmt: skip
+        shown += [f"    PostgreSQL only: {row!r}" for row in only_theirs[:_SHOWN_ROWS]]
+        shown += [f"    offsetdb only:   {row!r}" for row in only_ours[:_SHOWN_ROWS]]
+        return text + "\n".join(shown)
+    return text + f"  PostgreSQL: {theirs.describe()}\n  offsetdb:   {ours.describe()}"
 
 
 # --- hand-written differential cases ------------------------------------------------------
@@ -351,3 +407,38 @@ class Differential:
         assert theirs.sqlstate == sqlstate, report(sql, ours, theirs, f"PostgreSQL's is not {sqlstate}")
         assert ours.sqlstate == sqlstate, report(sql, ours, theirs, f"offsetdb's is not {sqlstate}")
         return ours
+
+
+# --- the generated cases' tally ------------------------------------------------------------
+
+
+@dataclass
+class OracleStats:
+    """What the generated statements of this run came to (printed in the terminal summary)."""
+
+    worlds: int = 0
+    statements: int = 0
+    agreed: int = 0
+    disagreed: int = 0
+    unsupported: Counter[str] = field(default_factory=Counter)
+
+    def summary(self) -> list[str]:
+        """Lines for the terminal summary: totals, then unsupported statements by message."""
+        lines = [
+            f"{self.statements} generated statements in {self.worlds} worlds: {self.agreed} agreed "
+            f"with PostgreSQL, {self.disagreed} disagreed, "
+            f"{sum(self.unsupported.values())} unsupported by offsetdb (0A000, not compared)"
+        ]
+        for message, count in self.unsupported.most_common(15):
+            lines.append(f"  {count:5d}  0A000 {message}")
+        return lines
+
+
+STATS_KEY = pytest.StashKey[OracleStats]()
+
+
+def stats_of(config: pytest.Config) -> OracleStats:
+    """This run's tally (created on first use)."""
+    if STATS_KEY not in config.stash:
+        config.stash[STATS_KEY] = OracleStats()
+    return config.stash[STATS_KEY]
