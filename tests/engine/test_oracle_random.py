@@ -40,7 +40,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from oracle_compare import Answer, Verdict, ask_offsetdb, ask_postgres, compare, report, stats_of
+from oracle_compare import (
+    Answer,
+    Verdict,
+    ask_offsetdb,
+    ask_postgres,
+    compare,
+    report,
+    scale_is_defined,
+    stats_of,
+)
 
 import offsetdb
 
@@ -116,7 +125,7 @@ def run_world(seed: int, count: int, directory: Path, postgres: Any, recorder: R
                     pg.execute("BEGIN")  # undone when offsetdb did not apply the statement
                 ours = ask_offsetdb(lambda case=case: cur.execute(case.sql))
                 theirs = ask_postgres(pg, case.sql)
-                verdict = compare(ours, theirs, ordered=case.ordered)
+                verdict = compare(ours, theirs, ordered=case.ordered, numeric_scale=scale_is_defined(case.sql))
                 if dml:
                     pg.execute("ROLLBACK" if theirs.failed or ours.failed else "COMMIT")
                 if verdict.verdict is Verdict.UNSUPPORTED:
@@ -130,7 +139,8 @@ def run_world(seed: int, count: int, directory: Path, postgres: Any, recorder: R
                     state = f"SELECT * FROM {case.target}"
                     ours_state = ask_offsetdb(lambda state=state: cur.execute(state))
                     theirs_state = ask_postgres(pg, state)
-                    after = compare(ours_state, theirs_state, check_status=False)
+                    after = compare(ours_state, theirs_state, check_status=False,
+                                    numeric_scale=scale_is_defined(case.sql))  # fmt: skip
                     if after.verdict is not Verdict.AGREE:
                         # After a statement that agreed, a different table is a finding of its
                         # own; after one that did not, it is that disagreement's consequence.
