@@ -67,6 +67,7 @@ QUERIES: list[tuple[str, str]] = [
     ("nullif-common-type", "SELECT NULLIF(v, 0.333) FROM h ORDER BY 1"),
     ("max-of-boolean-refused", "SELECT max(v > 0) FROM h"),
     ("nan-ordering", "SELECT ('Infinity'::float8 - 'Infinity'::float8) > 1"),
+    ("float8-divided-by-infinity-is-zero", "SELECT 1 / 'Infinity'::float8"),
     ("float-round-keeps-negative-zero", "SELECT CAST(round(float8 '-0.5') AS TEXT)"),
     ("typed-literal-checked-at-parse", "SELECT CASE WHEN false THEN 'NaN'::bigint ELSE 1 END"),
     ("percent-on-float8-refused", "SELECT 1 % 2.5::float8"),
@@ -99,6 +100,7 @@ QUERIES: list[tuple[str, str]] = [
     ("malformed-adjacent-literals", "SELECT 'a' 'b'"),
     ("malformed-value-then-null", "SELECT (1 NULL)"),
     ("malformed-interval", "SELECT INTERVAL '1 year months'"),
+    ("malformed-empty-insert", "INSERT INTO k () VALUES ()"),
     ("comma-join-scope", "SELECT 1 FROM h a, h b JOIN h c ON a.id = c.id"),
     # errors with PostgreSQL's SQLSTATE, not a Python exception
     ("count-without-argument", "SELECT count() FROM h"),
