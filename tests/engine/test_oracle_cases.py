@@ -101,6 +101,7 @@ QUERIES: list[tuple[str, str]] = [
     ("malformed-value-then-null", "SELECT (1 NULL)"),
     ("malformed-interval", "SELECT INTERVAL '1 year months'"),
     ("malformed-empty-insert", "INSERT INTO k () VALUES ()"),
+    ("malformed-between-without-and", "SELECT 1 WHERE 2 BETWEEN 1 3"),
     ("comma-join-scope", "SELECT 1 FROM h a, h b JOIN h c ON a.id = c.id"),
     # errors with PostgreSQL's SQLSTATE, not a Python exception
     ("count-without-argument", "SELECT count() FROM h"),
