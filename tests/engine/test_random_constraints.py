@@ -1,7 +1,7 @@
-"""Random writes against PRIMARY KEY and UNIQUE constraints, compared with SQLite.
+"""Random writes against PRIMARY KEY and UNIQUE constraints, compared with PostgreSQL.
 
-Each statement runs in autocommit mode on both engines; they must agree on whether it
-fails with a unique violation, and on the table afterwards. Covers the transaction's
+Each statement runs on both engines; they must agree on whether it fails (with the same
+SQLSTATE, 23505 for a unique violation), on its command tag, and on the table afterwards. Covers the transaction's
 own uniqueness checks, ON CONFLICT DO NOTHING / DO UPDATE, and moving a unique value
 from one row to another.
 """
@@ -9,11 +9,11 @@ from one row to another.
 from __future__ import annotations
 
 import random
-import sqlite3
 from pathlib import Path
 from typing import Any
 
 import pytest
+from oracle_compare import Verdict, ask_offsetdb, ask_postgres, compare, report
 
 import offsetdb
 
@@ -38,65 +38,59 @@ def statement(rng: random.Random) -> str:
     return f"DELETE FROM u WHERE id = {i}"
 
 
-def fails_alike(lite: sqlite3.Connection, cur: Any, sql: str) -> bool:
-    """Run ``sql`` on both engines; True when both refused it as a unique violation."""
-    try:
-        lite.execute(sql)
-        lite_failed = False
-    except sqlite3.IntegrityError:
-        lite_failed = True
-    try:
-        cur.execute(sql)
-        ours_failed = False
-    except offsetdb.IntegrityError as e:
-        assert e.sqlstate == "23505", e
-        ours_failed = True
-    assert ours_failed == lite_failed, sql
-    return ours_failed
+def fails_alike(pg: Any, cur: Any, sql: str) -> bool:
+    """Run ``sql`` on both engines; they must agree. True when both refused it."""
+    ours, theirs = ask_offsetdb(lambda: cur.execute(sql)), ask_postgres(pg, sql)
+    result = compare(ours, theirs, sqlstate_digits=5)
+    assert result.verdict is Verdict.AGREE, report(sql, ours, theirs, result.difference)
+    return ours.failed
+
+
+def same_table(pg: Any, cur: Any, context: str) -> None:
+    sql = "SELECT id, e, v FROM u ORDER BY id"
+    ours, theirs = ask_offsetdb(lambda: cur.execute(sql)), ask_postgres(pg, sql)
+    result = compare(ours, theirs, ordered=True)
+    assert result.verdict is Verdict.AGREE, report(sql, ours, theirs, f"after {context}: {result.difference}")
 
 
 @pytest.mark.parametrize("seed", range(30))
-def test_constraint_outcomes_match_sqlite(seed: int, tmp_path: Path) -> None:
+def test_constraint_outcomes_match_postgres(seed: int, tmp_path: Path, pg: Any) -> None:
     rng = random.Random(seed)
-    lite = sqlite3.connect(":memory:", isolation_level=None)
-    lite.execute(SCHEMA)
+    pg.execute(SCHEMA)
     conn = offsetdb.connect(str(tmp_path / "db"), autocommit=True)
     cur = conn.cursor()
     cur.execute(SCHEMA)
     for _ in range(40):
         sql = statement(rng)
-        fails_alike(lite, cur, sql)
-        expected = lite.execute("SELECT id, e, v FROM u ORDER BY id").fetchall()
-        assert cur.execute("SELECT id, e, v FROM u ORDER BY id").fetchall() == expected, sql
+        fails_alike(pg, cur, sql)
+        same_table(pg, cur, sql)
     conn.close()
 
 
 @pytest.mark.parametrize("seed", range(30))
-def test_constraint_outcomes_inside_transactions_match_sqlite(seed: int, tmp_path: Path) -> None:
+def test_constraint_outcomes_inside_transactions_match_postgres(seed: int, tmp_path: Path, pg: Any) -> None:
     """Several writes per transaction: uniqueness against the transaction's own writes,
     values moved between rows within it, and certification's re-check at commit. An
     error rolls the whole transaction back on both engines (PostgreSQL's rule)."""
     rng = random.Random(1000 + seed)
-    lite = sqlite3.connect(":memory:", isolation_level=None)
-    lite.execute(SCHEMA)
+    pg.execute(SCHEMA)
     conn = offsetdb.connect(str(tmp_path / "db"))
     cur = conn.cursor()
     cur.execute(SCHEMA)
     conn.commit()
     for _ in range(12):
-        lite.execute("BEGIN")
+        pg.execute("BEGIN")
         failed = False
         for _ in range(rng.randint(1, 5)):
-            if fails_alike(lite, cur, statement(rng)):
+            if fails_alike(pg, cur, statement(rng)):
                 failed = True
                 break
         if failed or rng.random() < 0.2:
-            lite.execute("ROLLBACK")
+            pg.execute("ROLLBACK")
             conn.rollback()
         else:
-            lite.execute("COMMIT")
+            pg.execute("COMMIT")
             conn.commit()
-        expected = lite.execute("SELECT id, e, v FROM u ORDER BY id").fetchall()
-        assert cur.execute("SELECT id, e, v FROM u ORDER BY id").fetchall() == expected
+        same_table(pg, cur, "the transaction")
         conn.commit()
     conn.close()
