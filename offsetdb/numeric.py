@@ -200,6 +200,10 @@ def parse(text: str) -> Decimal:
     lowered = stripped.lower().lstrip("+-")
     if lowered in ("nan", "infinity", "inf"):
         raise errors.not_supported(f"the numeric value {stripped!r}")
+    if lowered[:2] in ("0x", "0o", "0b"):
+        from offsetdb.textinput import parse_int  # PostgreSQL 16: prefixed integers
+
+        return normalize(Decimal(parse_int(text, "numeric")))
     if not _is_decimal_literal(stripped):
         raise errors.InvalidTextRepresentation(
             f'invalid input syntax for type numeric: "{text}"'

@@ -165,8 +165,15 @@ def parse_interval(text: str) -> Any:
     rest = text.strip().lower()
     if rest.startswith("@"):
         rest = rest[1:]
-    for token in re.split(r"\s+(?=[+-]?\d)", rest) if rest else []:
+    tokens = re.split(r"\s+(?=[+-]?\d)", rest) if rest else []
+    for index, token in enumerate(tokens):
         token = token.strip()
+        if (
+            re.fullmatch(r"[+-]?\d+", token)
+            and index + 1 < len(tokens)
+            and _CLOCK.match(tokens[index + 1].strip())
+        ):
+            token += " day"  # '1 12:00:00': a bare number before a time of day counts days
         clock = _CLOCK.match(token)
         if clock:
             sign = -1 if clock.group(1) == "-" else 1

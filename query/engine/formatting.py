@@ -333,6 +333,8 @@ def to_char_number(value: int | float | Decimal, template: str) -> str:
         number = numeric.normalize(number)
         text = format(number, "f")
     sign = "-" if text.startswith("-") else "+"
+    if isinstance(value, float) and value < 0:
+        sign = "-"  # printf keeps the sign of a float that rounds to zero ("-0")
     digits = text.lstrip("-")
     pre_len = digits.index(".") if "." in digits else len(digits)
     out_pre_spaces = 0

@@ -24,7 +24,13 @@ from .limits import allow_depth, too_complex
 from .params import check_text, tag_parameters
 from .result import StatementKind
 from .statement import Statement
-from .validate import check_adjacent_strings, check_tokens, check_tree, normalize_number_literals
+from .validate import (
+    check_adjacent_strings,
+    check_tokens,
+    check_tree,
+    group_typed_literals,
+    normalize_number_literals,
+)
 
 _DIALECT = DIALECT
 
@@ -57,10 +63,11 @@ def _prepare_cached(sql: str) -> tuple[Statement, ...]:
 def split_statements(sql: str) -> list[tuple[str, list[Token]]]:
     """The statements of ``sql`` as (text, tokens), qmarks rewritten as ``$n``."""
     tokens = _tokenize(sql)
-    rewritten = normalize_number_literals(sql, tokens)
-    if rewritten != sql:
-        sql = rewritten
-        tokens = _tokenize(sql)
+    for rewrite in (normalize_number_literals, group_typed_literals):
+        rewritten = rewrite(sql, tokens)
+        if rewritten != sql:  # positions moved: tokenize the new text
+            sql = rewritten
+            tokens = _tokenize(sql)
     check_adjacent_strings(sql, tokens)
     out: list[tuple[str, list[Token]]] = []
     current: list[Token] = []

@@ -16,6 +16,10 @@ from sqlglot.tokens import Token, TokenType
 
 from offsetdb import errors
 
+from .dialect import DIALECT
+
+_TYPE_TOKENS = frozenset(DIALECT.parser_class.TYPE_TOKENS)
+
 # Tokens that end a list: a comma right before one of them is dangling.
 _LIST_ENDERS = frozenset(
     (
@@ -81,6 +85,25 @@ def normalize_number_literals(sql: str, tokens: list[Token]) -> str:
             edits.append((start, end, plain))
     for start, end, plain in reversed(edits):
         sql = sql[:start] + plain + sql[end:]
+    return sql
+
+
+def group_typed_literals(sql: str, tokens: list[Token]) -> str:
+    """``float8 '-0.5'::numeric`` with the typed literal in parentheses.
+
+    sqlglot binds ``::`` to the string before the type name applies, reading it as
+    ``float8 ('-0.5'::numeric)``; PostgreSQL's ``type 'text'`` is one constant.
+    """
+    edits: list[tuple[int, int]] = []
+    for first, second, third in zip(tokens, tokens[1:], tokens[2:], strict=False):
+        if (
+            first.token_type in _TYPE_TOKENS
+            and second.token_type is TokenType.STRING
+            and third.token_type is TokenType.DCOLON
+        ):
+            edits.append((first.start, second.end + 1))
+    for start, end in reversed(edits):
+        sql = sql[:start] + "(" + sql[start:end] + ")" + sql[end:]
     return sql
 
 
@@ -197,6 +220,22 @@ def _check_pairs(tokens: list[Token]) -> None:
             raise _syntax_error(token)
 
 
+def _check_keywords(tokens: list[Token]) -> None:
+    """Keywords sqlglot completes and PostgreSQL does not (42601/42704)."""
+    for i, token in enumerate(tokens):
+        kind = token.token_type
+        before = tokens[i - 1].token_type if i > 0 else None
+        if kind is TokenType.OUTER and before not in (TokenType.LEFT, TokenType.RIGHT, TokenType.FULL):
+            raise _syntax_error(token)  # "a OUTER JOIN b" needs LEFT, RIGHT or FULL
+        if kind is TokenType.DOUBLE and token.text.lower() == "double":
+            raise errors.ProgrammingError('type "double" does not exist', sqlstate="42704")
+        if kind is TokenType.FETCH:
+            rest = [t.token_type for t in tokens[i + 1 :]]
+            end = rest.index(TokenType.ONLY) if TokenType.ONLY in rest else len(rest)
+            if TokenType.ROW not in rest[:end] and TokenType.ROWS not in rest[:end]:
+                raise _syntax_error(tokens[i + 1 + end] if end < len(rest) else None)
+
+
 def check_tokens(tokens: list[Token]) -> None:
     """42601 for what sqlglot forgives in the token stream.
 
@@ -205,6 +244,7 @@ def check_tokens(tokens: list[Token]) -> None:
     """
     _check_join_conditions(tokens)
     _check_pairs(tokens)
+    _check_keywords(tokens)
     n = len(tokens)
     for i, token in enumerate(tokens):
         kind = token.token_type
@@ -227,6 +267,13 @@ def check_tree(tree: exp.Expression) -> None:
     """42601 / 0A000 / 42809 for statement shapes PostgreSQL does not accept."""
     if isinstance(tree, exp.Update) and not tree.expressions:
         raise errors.SqlSyntaxError("syntax error at end of input: UPDATE needs SET assignments")
+    if isinstance(tree, exp.Insert):
+        target = tree.this
+        if isinstance(target, exp.Schema) and not target.expressions:
+            raise errors.SqlSyntaxError('syntax error at or near ")": an empty column list')
+    for values in tree.find_all(exp.Values):
+        if any(isinstance(t, exp.Tuple) and not t.expressions for t in values.expressions):
+            raise errors.SqlSyntaxError('syntax error at or near ")": an empty VALUES row')
     if isinstance(tree, exp.Delete) and not isinstance(tree.this, exp.Table):
         raise errors.SqlSyntaxError("syntax error: DELETE needs FROM before the table name")
     for node in tree.walk():

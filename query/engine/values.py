@@ -260,11 +260,17 @@ def to_float(value: Any) -> float:
 
 
 def check_float(result: float, a: float, b: float, zero_ok: bool = False) -> float:
-    """PostgreSQL's float8 overflow and underflow checks for ``a op b``."""
+    """PostgreSQL's float8 overflow and underflow checks for ``a op b``.
+
+    A NaN result (Infinity - Infinity, 0 * Infinity) is refused with 0A000: offsetdb
+    does not hold NaN, whose ordering (above every number) Python does not follow.
+    """
     if math.isinf(result) and not (math.isinf(a) or math.isinf(b)):
         raise errors.NumericValueOutOfRange("value out of range: overflow")
-    if result == 0.0 and not zero_ok and a != 0.0 and b != 0.0:
+    if result == 0.0 and not zero_ok and a != 0.0 and b != 0.0 and math.isfinite(a) and math.isfinite(b):
         raise errors.NumericValueOutOfRange("value out of range: underflow")
+    if result != result and a == a and b == b:
+        raise errors.not_supported("NaN, the double precision result of this operation")
     return result
 
 

@@ -169,6 +169,8 @@ def test_writes_match_postgres(cause: str, statements: list[str], tmp_path: Path
         pair.setup(SCHEMA)
         for sql in statements:
             pair.check(sql, unsupported_ok=cause in MAY_BE_UNSUPPORTED)
+            if pair.refused:
+                break  # offsetdb refused (0A000) what PostgreSQL wrote: the tables now differ by design
             for table in ("h", "k"):
                 pair.check(f"SELECT * FROM {table}")
     finally:
