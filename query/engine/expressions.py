@@ -598,7 +598,21 @@ _ARITH: dict[type, tuple[str, Callable[[Any, Any], Any]]] = {
 
 def _arith(c: Compiler, node: exp.Expression) -> CExpr:
     op, generic = _ARITH[type(node)]
-    a, b = c.resolve_untyped(c.compile(node.this), c.compile(node.expression))
+    a, b = c.compile(node.this), c.compile(node.expression)
+    if op == "+":
+        # timestamp + 'text' reads the text as an interval (the only + a timestamp has);
+        # date + 'text' could be date + integer or date + interval: PostgreSQL refuses
+        for typed, lit in ((a, b), (b, a)):
+            if lit.const and lit.untyped and isinstance(lit.value, str) and typed.type is not None:
+                if typed.type.kind is Kind.TIMESTAMP:
+                    interval = constant(parse_interval(lit.value), None)
+                    a, b = (typed, interval) if typed is a else (interval, typed)
+                    return arithmetic(a, b, op, generic)
+                if typed.type.kind is Kind.DATE:
+                    raise errors.ProgrammingError(
+                        "operator is not unique: date + unknown", sqlstate="42725"
+                    )
+    a, b = c.resolve_untyped(a, b)
     return arithmetic(a, b, op, generic)
 
 

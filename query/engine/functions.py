@@ -359,11 +359,12 @@ def _exp(x: Any) -> Any:
     x = _num_arg(x)
     if type(x) is Decimal:
         return numeric.exp(x)
+    x = float(x)
     try:
-        result = math.exp(float(x))
+        result = math.exp(x)
     except OverflowError:
         raise errors.NumericValueOutOfRange("value out of range: overflow") from None
-    if result == 0.0:
+    if result == 0.0 and not math.isinf(x):
         raise errors.NumericValueOutOfRange("value out of range: underflow")
     return result
 

@@ -230,10 +230,24 @@ def _check_keywords(tokens: list[Token]) -> None:
         if kind is TokenType.DOUBLE and token.text.lower() == "double":
             raise errors.ProgrammingError('type "double" does not exist', sqlstate="42704")
         if kind is TokenType.FETCH:
-            rest = [t.token_type for t in tokens[i + 1 :]]
-            end = rest.index(TokenType.ONLY) if TokenType.ONLY in rest else len(rest)
-            if TokenType.ROW not in rest[:end] and TokenType.ROWS not in rest[:end]:
-                raise _syntax_error(tokens[i + 1 + end] if end < len(rest) else None)
+            # FETCH {FIRST|NEXT} [n] {ROW|ROWS} {ONLY|WITH TIES}
+            rest = tokens[i + 1 :]
+            kinds = [t.token_type for t in rest]
+            if not kinds or kinds[0] not in (TokenType.FIRST, TokenType.NEXT) and rest[0].text.upper() not in ("FIRST", "NEXT"):
+                raise _syntax_error(rest[0] if rest else None)
+            rows_at = next((k for k, t in enumerate(kinds) if t in (TokenType.ROW, TokenType.ROWS)), None)
+            if rows_at is None:
+                raise _syntax_error(None)
+            after = rest[rows_at + 1] if rows_at + 1 < len(rest) else None
+            if after is None or (after.token_type is not TokenType.ONLY and after.text.upper() != "WITH"):
+                raise _syntax_error(after)
+        if (
+            kind is TokenType.WITH
+            and i + 3 < len(tokens)
+            and tokens[i + 2].token_type is TokenType.L_PAREN
+            and tokens[i + 3].token_type is TokenType.SELECT
+        ):
+            raise _syntax_error(tokens[i + 3])  # WITH q (SELECT ...): AS is missing
 
 
 def check_tokens(tokens: list[Token]) -> None:
