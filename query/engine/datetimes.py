@@ -216,34 +216,22 @@ def multiply_interval(value: Any, factor: float) -> Any:
     Fractional months become days at 30 a month and fractional days become seconds, so
     ``'1 month' * 0.5`` is 15 days and ``'1 day' * 1.5`` is 1 day 12:00:00.
     """
-    iv = Interval.of(value)
     if factor != factor or factor in (float("inf"), float("-inf")):
         raise errors.DataError("interval out of range", sqlstate="22008")
-    months_exact = iv.months * factor
-    days_exact = iv.days * factor
-    months = int(months_exact)
-    days = int(days_exact)
-    month_remainder_days = _ts_round((months_exact - months) * 30)
-    seconds_remainder = _ts_round(
-        (days_exact - days + month_remainder_days - int(month_remainder_days)) * 86_400
-    )
-    if abs(seconds_remainder) >= 86_400:
-        days += int(seconds_remainder / 86_400)
-        seconds_remainder -= int(seconds_remainder / 86_400) * 86_400
-    days += int(month_remainder_days)
-    micros = round(iv.micros * factor + seconds_remainder * 1_000_000)
-    if abs(months) > 2**31 - 1 or abs(days) > 2**31 - 1 or abs(micros) > 2**63 - 1:
-        raise errors.DataError("interval out of range", sqlstate="22008")
-    return Interval(months, days, micros).normalized()
+    iv = Interval.of(value)
+    return _cascade(iv.months * factor, iv.days * factor, iv.micros * factor)
 
 
 def divide_interval(value: Any, divisor: float) -> Any:
-    """``interval / divisor`` (22012 for zero), as ``interval * (1 / divisor)`` cascades."""
+    """``interval / divisor`` (22012 for zero), cascading as :func:`multiply_interval`."""
     if divisor == 0:
         raise errors.DivisionByZero("division by zero")
     iv = Interval.of(value)
-    months_exact = iv.months / divisor
-    days_exact = iv.days / divisor
+    return _cascade(iv.months / divisor, iv.days / divisor, iv.micros / divisor)
+
+
+def _cascade(months_exact: float, days_exact: float, micros_exact: float) -> Any:
+    """An interval from fractional fields: each field's fraction spills into the next."""
     months = int(months_exact)
     days = int(days_exact)
     month_remainder_days = _ts_round((months_exact - months) * 30)
@@ -254,7 +242,9 @@ def divide_interval(value: Any, divisor: float) -> Any:
         days += int(seconds_remainder / 86_400)
         seconds_remainder -= int(seconds_remainder / 86_400) * 86_400
     days += int(month_remainder_days)
-    micros = round(iv.micros / divisor + seconds_remainder * 1_000_000)
+    micros = round(micros_exact + seconds_remainder * 1_000_000)
+    if abs(months) > _INT32_MAX or abs(days) > _INT32_MAX or abs(micros) > _INT64_MAX:
+        raise errors.DataError("interval out of range", sqlstate="22008")
     return Interval(months, days, micros).normalized()
 
 

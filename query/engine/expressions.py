@@ -706,42 +706,43 @@ def _concat(c: Compiler, node: exp.Expression) -> CExpr:
     return _fold(CExpr(concat, V.BYTEA if both_bytes else V.TEXT), [a, b])
 
 
-def _between(c: Compiler, node: exp.Expression) -> CExpr:
-    x = c.compile(node.this)
-    lo = c.compile(node.args["low"])
-    hi = c.compile(node.args["high"])
-    x1, lo = c.resolve_untyped(x, lo)
-    x2, hi = c.resolve_untyped(x, hi)
-    ge = compare(c, x1, lo, ">=").fn
-    le = compare(c, x2, hi, "<=").fn
+def _both(first: Fn, second: Fn) -> Fn:
+    """``first AND second`` in three-valued logic (``second`` unevaluated after a FALSE)."""
 
-    def between(row: Row, env: Env) -> Any:
-        p = ge(row, env)
+    def both(row: Row, env: Env) -> Any:
+        p = first(row, env)
         if p is False:
             return False
-        q = le(row, env)
+        q = second(row, env)
         if q is False:
             return False
         if p is None or q is None:
             return None
         return True
 
+    return both
+
+
+def _between(c: Compiler, node: exp.Expression) -> CExpr:
+    x = c.compile(node.this)
+    lo = c.compile(node.args["low"])
+    hi = c.compile(node.args["high"])
+    x1, lo = c.resolve_untyped(x, lo)
+    x2, hi = c.resolve_untyped(x, hi)
+    between = _both(compare(c, x1, lo, ">=").fn, compare(c, x2, hi, "<=").fn)
     if not node.args.get("symmetric"):
         return _fold(CExpr(between, V.BOOLEAN), [x, lo, hi])
     # BETWEEN SYMMETRIC: x between the two bounds in either order
-    le_lo = compare(c, x1, lo, "<=").fn
-    ge_hi = compare(c, x2, hi, ">=").fn
+    backward = _both(compare(c, x2, hi, ">=").fn, compare(c, x1, lo, "<=").fn)
 
     def between_symmetric(row: Row, env: Env) -> Any:
         forward = between(row, env)
         if forward is True:
             return True
-        p = ge_hi(row, env)
-        q = le_lo(row, env) if p is not False else False
-        backward = False if p is False or q is False else (None if p is None or q is None else True)
-        if backward is True:
+        reverse = backward(row, env)
+        if reverse is True:
             return True
-        return None if forward is None or backward is None else False
+        return None if forward is None or reverse is None else False
 
     return _fold(CExpr(between_symmetric, V.BOOLEAN), [x, lo, hi])
 
