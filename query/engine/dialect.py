@@ -48,6 +48,14 @@ class OffsetdbPostgres(Postgres):
             k: v for k, v in _PostgresParser.FUNCTION_PARSERS.items() if k != "DATE_PART"
         }
 
+        def _parse_interval(self, require_interval: bool = True, parse_function_unit: bool = True) -> Any:
+            # sqlglot sums INTERVAL '1 day' '2 hours' ... into one expression; PostgreSQL
+            # has no such syntax (INTERVAL '...' 0.5 is an error there)
+            result = super()._parse_interval(require_interval, parse_function_unit)
+            if isinstance(result, exp.Add) and isinstance(result.this, exp.Interval):
+                self.raise_error("syntax error: one INTERVAL literal takes one string")
+            return result
+
         def _parse_interval_span(self, this: Any, parse_function_unit: bool = True) -> Any:
             # sqlglot splits INTERVAL '1 day 12:00:00' into '1' DAY and drops the rest;
             # PostgreSQL reads the whole string, so it is kept whole.

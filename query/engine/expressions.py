@@ -49,10 +49,12 @@ def sql_type_of(data_type: exp.DataType) -> SqlType:
     if name in ("serial", "bigserial", "smallserial"):
         raise errors.not_supported(f"type {name.upper()}")
     params = [p.this for p in data_type.expressions if isinstance(p, exp.DataTypeParam)]
+    if params and name not in ("varchar", "char", "nchar", "nvarchar", "character varying", "decimal", "numeric"):
+        raise errors.SqlSyntaxError(f'type modifier is not allowed for type "{name}"')
     nums: list[int] = []
     for p in params:
-        if not isinstance(p, exp.Literal) or p.is_string:
-            raise errors.not_supported(f"type {data_type.sql(dialect='postgres')}")
+        if not isinstance(p, exp.Literal) or p.is_string or not p.name.isdigit():
+            raise errors.SqlSyntaxError(f"invalid type modifier in {data_type.sql(dialect='postgres')}")
         nums.append(int(p.name))
     if name in ("varchar", "char", "nchar", "nvarchar", "character varying"):
         return type_from_name(name, length=nums[0] if nums else None)
@@ -356,7 +358,7 @@ def _alias(c: Compiler, node: exp.Expression) -> CExpr:
 
 
 def _not(c: Compiler, node: exp.Expression) -> CExpr:
-    inner = c.compile(node.this)
+    inner = c.predicate(node.this, "NOT")
     f = inner.fn
 
     def not_(row: Row, env: Env) -> Any:
@@ -661,11 +663,19 @@ def _is_time(t: SqlType | None) -> bool:
 def _neg(c: Compiler, node: exp.Expression) -> CExpr:
     a = c.compile(node.this)
     if a.const and isinstance(a.value, (int, Decimal)) and not isinstance(a.value, bool):
-        # fold -2147483648 into an INTEGER literal, as PostgreSQL's grammar does
         value = V.neg(a.value)
+        if a.type is not None and a.type.kind in V.INT_KINDS and not _is_literal(node.this):
+            # the negation of a typed integer keeps its type: -(bigint min) overflows
+            return constant(V.check_int(value, a.type), a.type)
+        # fold -2147483648 into an INTEGER literal and -9223372036854775808 into a BIGINT
+        # one, as PostgreSQL's grammar does
+        if isinstance(value, Decimal) and _is_literal(node.this) and _innermost(node.this).this.isdigit():
+            as_int = int(value)  # an integer literal too large for bigint until negated
+            if INT64_MIN <= as_int <= INT64_MAX:
+                value = as_int
         if isinstance(value, int) and -(2**31) <= value < 2**31:
             return constant(value, V.INTEGER)
-        if isinstance(value, int) and value >= INT64_MIN:
+        if isinstance(value, int) and INT64_MIN <= value <= INT64_MAX:
             return constant(value, V.BIGINT)
         if isinstance(value, int):
             return constant(numeric.from_int(value), V.NUMERIC)
@@ -683,6 +693,22 @@ def _neg(c: Compiler, node: exp.Expression) -> CExpr:
         return r
 
     return _fold(CExpr(neg, a.type), [a])
+
+
+def _innermost(node: exp.Expression) -> exp.Expression:
+    while isinstance(node, (exp.Paren, exp.Neg)):
+        node = node.this
+    return node
+
+
+def _is_literal(node: exp.Expression) -> bool:
+    """A numeric literal under parentheses and minus signs.
+
+    PostgreSQL's grammar folds those into one constant: ``-(-2147483648)`` is the bigint
+    2147483648, not an integer negated twice.
+    """
+    node = _innermost(node)
+    return isinstance(node, exp.Literal) and not node.is_string
 
 
 def _concat(c: Compiler, node: exp.Expression) -> CExpr:

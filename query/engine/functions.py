@@ -626,6 +626,16 @@ def _abs_handler(c: Compiler, node: exp.Expression) -> CExpr:
     return call("abs", _abs, args, rtype)
 
 
+def _function_cast(c: Compiler, node: exp.Expression, target: SqlType) -> CExpr:
+    """``date(x)``: PostgreSQL's function-style cast (``timestamp(x)`` is a type there)."""
+    args = _args(c, node, "this", "expressions")
+    if len(args) != 1:
+        raise errors.UndefinedFunction(
+            f"function {V.static_type_name(target)} with {len(args)} arguments does not exist"
+        )
+    return call(V.static_type_name(target), lambda v: V.cast(v, target), args, target)
+
+
 def _initcap_handler(c: Compiler, node: exp.Expression) -> CExpr:
     args = _args(c, node, "this")
     return call("initcap", _initcap, args, V.TEXT)
@@ -704,6 +714,7 @@ _NODE_HANDLERS: dict[type, Callable[[Compiler, exp.Expression], CExpr]] = {
     exp.CurrentDate: _current_date_handler,
     exp.Rand: _random_handler,
     exp.IntDiv: _intdiv_handler,
+    exp.Date: lambda c, node: _function_cast(c, node, V.DATE),
 }
 
 # name -> (implementation, min args, max args, result type or function of arg types)
@@ -722,6 +733,15 @@ _NAMED: dict[str, tuple[Callable[..., Any], int, int, Any]] = {
     "atan": (lambda x: math.atan(float(_num_arg(x))), 1, 1, V.DOUBLE),
     "atan2": (lambda y, x: math.atan2(float(_num_arg(y)), float(_num_arg(x))), 2, 2, V.DOUBLE),
     "translate": (_translate, 3, 3, V.TEXT),
+    # PostgreSQL's function-style casts: a type's name called as a function
+    **{
+        name: ((lambda v, t=sql_type: V.cast(v, t)), 1, 1, sql_type)
+        for name, sql_type in (
+            ("date", V.DATE), ("text", V.TEXT),
+            ("float8", V.DOUBLE), ("float4", V.REAL), ("int4", V.INTEGER), ("int8", V.BIGINT),
+            ("numeric", V.NUMERIC), ("bool", V.BOOLEAN),
+        )
+    },
     "to_char": (_to_char, 2, 2, V.TEXT),
     "starts_with": (lambda s, p: _text_arg(s).startswith(_text_arg(p)), 2, 2, V.BOOLEAN),
     "date_part": (lambda unit, v: float(extract(_text_arg(unit), v)), 2, 2, V.DOUBLE),

@@ -88,6 +88,8 @@ def match_key(
 class PointSelectPlan:
     """A planned point select."""
 
+    untyped: frozenset[int] = frozenset()  # QueryPlan's: no output is a bare string literal
+
     def __init__(
         self,
         columns: list[tuple[str, SqlType | None]],

@@ -687,7 +687,11 @@ class Planner:
             count = node.args.get("count")
             if node.args.get("limit_options") and node.args["limit_options"].args.get("percent"):
                 raise errors.not_supported("FETCH ... PERCENT")
-            return compiler.compile(count).fn if count is not None else None
+            if count is None:
+                return lambda row, env: 1  # FETCH FIRST ROW ONLY: one row
+            if node.args.get("limit_options") and node.args["limit_options"].args.get("with_ties"):
+                raise errors.not_supported("FETCH ... WITH TIES")
+            return compiler.compile(count).fn
         value = node.args.get("expression")
         if value is None:
             value = node.this

@@ -31,6 +31,7 @@ _LIST_ENDERS = frozenset(
 )
 # Tokens that start a list: a comma right after one of them is dangling.
 _LIST_STARTERS = frozenset((TokenType.SELECT, TokenType.L_PAREN, TokenType.COMMA, TokenType.SET, TokenType.DISTINCT))
+# A select list may be empty (SELECT FROM t), but not after DISTINCT.
 # Keywords that must be followed by an expression.
 _NEEDS_OPERAND = frozenset((TokenType.LIMIT, TokenType.OFFSET))
 
@@ -225,6 +226,8 @@ def _check_keywords(tokens: list[Token]) -> None:
     for i, token in enumerate(tokens):
         kind = token.token_type
         before = tokens[i - 1].token_type if i > 0 else None
+        if kind is TokenType.FROM and before is TokenType.DISTINCT and i > 1 and tokens[i - 2].token_type is TokenType.SELECT:
+            raise _syntax_error(token)  # SELECT DISTINCT FROM t (an empty list after DISTINCT)
         if kind is TokenType.OUTER and before not in (TokenType.LEFT, TokenType.RIGHT, TokenType.FULL):
             raise _syntax_error(token)  # "a OUTER JOIN b" needs LEFT, RIGHT or FULL
         if kind is TokenType.DOUBLE and token.text.lower() == "double":
