@@ -28,7 +28,7 @@ from rocksdict import (
     ReadOptions,
 )
 
-from offsetdb import errors, integrity
+from offsetdb import close_record, errors, integrity
 from offsetdb.keys import U32
 
 COLUMN_FAMILIES = ("log", "data", "index", "txns", "meta")
@@ -82,6 +82,7 @@ class Store:
     txns: Rdict
     meta: Rdict
     _lock_file: IO[str]
+    read_only: bool = False
 
     @property
     def rocks_path(self) -> str:
@@ -100,15 +101,28 @@ class Store:
         """Close RocksDB and release the directory lock.
 
         RocksDB stays open while any handle (column family, iterator) is referenced, so
-        the handles are dropped and collected before the lock is released.
+        the handles are dropped and collected before the lock is released. Damage that
+        RocksDB meets while closing (a background compaction reading a damaged block, say)
+        is raised as StorageCorrupted once everything is released.
         """
-        self.db.close()
-        integrity.unregister(self.rocks_path)
-        for name in ("log", "data", "index", "txns", "meta", "db"):
-            setattr(self, name, None)
-        gc.collect()
-        fcntl.flock(self._lock_file, fcntl.LOCK_UN)
-        self._lock_file.close()
+        damage: errors.Error | None = None
+        try:
+            self.db.close()
+            if not self.read_only:
+                close_record.write(self.path, self.rocks_path)
+        except Exception as e:
+            damage = integrity.from_rocksdb(e, self.rocks_path)
+            if damage is None:
+                raise
+        finally:
+            integrity.unregister(self.rocks_path)
+            for name in ("log", "data", "index", "txns", "meta", "db"):
+                setattr(self, name, None)
+            gc.collect()
+            fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+            self._lock_file.close()
+        if damage is not None:
+            raise damage
 
 
 def _acquire_lock(path: str) -> IO[str]:
@@ -169,6 +183,9 @@ def open_store(path: str, read_only: bool = False) -> Store:
     rocks_path = os.path.join(path, "rocksdb")
     try:
         integrity.register(rocks_path, None)
+        # A MANIFEST cut short after a clean close would open quietly, minus its newest
+        # files: checked against what the close recorded, before RocksDB reads it.
+        close_record.verify(path, rocks_path)
         options = _options()
         families = {cf: _options() for cf in COLUMN_FAMILIES}
         try:
@@ -183,6 +200,8 @@ def open_store(path: str, read_only: bool = False) -> Store:
         for cf in cfs.values():
             cf.set_read_options(read_options())
         integrity.register(rocks_path, lambda number: _column_family_of(cfs, number))
+        if not read_only:
+            close_record.consume(path)
         stored = integrity.get(cfs["meta"], b"format")
         if stored is None:
             if not read_only:
@@ -197,4 +216,4 @@ def open_store(path: str, read_only: bool = False) -> Store:
         fcntl.flock(lock, fcntl.LOCK_UN)
         lock.close()
         raise
-    return Store(path=path, db=db, _lock_file=lock, **cfs)
+    return Store(path=path, db=db, _lock_file=lock, read_only=read_only, **cfs)
