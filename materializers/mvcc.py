@@ -80,7 +80,7 @@ class PointReader:
         it = self._it
         it.seek(prefix + (self._default if snapshot is None else inverted(snapshot)))
         if not it.valid():
-            integrity.check_iterator(it, self._cf.path())  # the end, or a damaged block?
+            integrity.check_iterator(it, self._cf)  # the end, or a damaged block?
             return None
         found = it.key()
         if len(found) != len(prefix) + 8 or not found.startswith(prefix):
@@ -154,7 +154,7 @@ def _check_scan_end(cf: Rdict, options: Any, first: bytes, last: bytes) -> None:
             it.next()
     else:
         it.seek(first)
-    integrity.check_iterator(it, cf.path())
+    integrity.check_iterator(it, cf)
 
 
 def collect_garbage(
@@ -193,7 +193,7 @@ def collect_garbage(
                 deleted += len(doomed)
                 doomed = []
             it.next()
-        integrity.check_iterator(it, cf.path())
+        integrity.check_iterator(it, cf)
     if doomed:
         write(doomed)
         deleted += len(doomed)

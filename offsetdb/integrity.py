@@ -143,11 +143,16 @@ def from_rocksdb(exc: BaseException, rocks_dir: str, *, at_open: bool = False) -
     return damaged(rocks_dir, text, file, io_error=not corruption, at_open=at_open)
 
 
-def check_iterator(it: _Iterator, rocks_dir: str) -> None:
-    """Call where an iterator stopped: raise if it stopped on damage rather than at the end."""
+def check_iterator(it: _Iterator, source: str | Any) -> None:
+    """Call where an iterator stopped: raise if it stopped on damage rather than at the end.
+
+    ``source`` is the RocksDB directory, or the column family read (asked for its path
+    only on damage, so that the check costs one status call).
+    """
     try:
         it.status()
     except Exception as e:  # noqa: BLE001 - rocksdict raises Exception with RocksDB's status
+        rocks_dir = source if isinstance(source, str) else source.path()
         converted = from_rocksdb(e, rocks_dir)
         raise (converted or errors.InternalError(f"reading {rocks_dir} failed: {e}")) from e
 
