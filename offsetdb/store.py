@@ -32,7 +32,12 @@ from offsetdb import close_record, errors, integrity
 from offsetdb.keys import U32
 
 COLUMN_FAMILIES = ("log", "data", "index", "txns", "meta")
-DISK_FORMAT = 1
+# On-disk format 2: embedded log records are stored with their CRC (offsetdb.embedded_log),
+# from the offset meta "log_checksums_from" names. Format 1 (bare records) is still read,
+# and marked 2 when first opened for writing; an older offsetdb refuses format 2 instead
+# of taking framed records for undecodable ones and skipping them.
+DISK_FORMAT = 2
+_READABLE_FORMATS = (1, 2)
 _LOCK_FILE = "offsetdb.lock"
 
 
@@ -203,14 +208,14 @@ def open_store(path: str, read_only: bool = False) -> Store:
         if not read_only:
             close_record.consume(path)
         stored = integrity.get(cfs["meta"], b"format")
-        if stored is None:
-            if not read_only:
-                cfs["meta"].put(b"format", U32.pack(DISK_FORMAT))
-        elif U32.unpack(stored)[0] != DISK_FORMAT:
+        found = None if stored is None else U32.unpack(stored)[0]
+        if found is not None and found not in _READABLE_FORMATS:
             raise errors.OperationalError(
-                f"{path} holds on-disk format {U32.unpack(stored)[0]}; this offsetdb reads "
-                f"format {DISK_FORMAT}"
+                f"{path} holds on-disk format {found}; this offsetdb reads formats "
+                f"{', '.join(map(str, _READABLE_FORMATS))}: upgrade offsetdb to open it"
             )
+        if found != DISK_FORMAT and not read_only:
+            cfs["meta"].put(b"format", U32.pack(DISK_FORMAT))
     except BaseException:
         integrity.unregister(rocks_path)  # the registry's reference keeps RocksDB open
         fcntl.flock(lock, fcntl.LOCK_UN)

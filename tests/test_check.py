@@ -114,6 +114,7 @@ def test_a_database_without_log_checksums_opens_and_checks_clean(db: Path) -> No
     for key, value in unframed.items():
         store.log[key] = value
     del store.meta[CHECKSUMS_FROM_KEY]
+    store.meta[b"format"] = (1).to_bytes(4, "big")
     store.close()
     conn = offsetdb.connect(str(db), autocommit=True)
     cur = conn.cursor()
@@ -126,4 +127,13 @@ def test_a_database_without_log_checksums_opens_and_checks_clean(db: Path) -> No
     assert "8 records, dense from offset 0, every checksum verified (7 written before log records had checksums" in result.stdout
     store = open_store(str(db))
     assert int.from_bytes(store.meta[CHECKSUMS_FROM_KEY], "big") == 7
+    assert int.from_bytes(store.meta[b"format"], "big") == 2  # older offsetdb now refuse it
     store.close()
+
+
+def test_a_newer_on_disk_format_is_refused_with_the_remedy(db: Path) -> None:
+    store = open_store(str(db))
+    store.meta[b"format"] = (3).to_bytes(4, "big")
+    store.close()
+    with pytest.raises(offsetdb.OperationalError, match="holds on-disk format 3; this offsetdb reads formats 1, 2: upgrade"):
+        offsetdb.connect(str(db))
