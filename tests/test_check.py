@@ -15,6 +15,7 @@ import offsetdb
 from offsetdb.embedded_log import CHECKSUMS_FROM_KEY
 from offsetdb.keys import encode_key, version_key
 from offsetdb.materializers import mvcc
+from offsetdb.materializers.check import check
 from offsetdb.store import open_store
 
 CLI = [sys.executable, "-m", "offsetdb.cli"]
@@ -137,3 +138,12 @@ def test_a_newer_on_disk_format_is_refused_with_the_remedy(db: Path) -> None:
     store.close()
     with pytest.raises(offsetdb.OperationalError, match="holds on-disk format 3; this offsetdb reads formats 1, 2: upgrade"):
         offsetdb.connect(str(db))
+
+
+def test_check_reports_progress_of_its_long_steps(db: Path) -> None:
+    seen: list[tuple[str, int, int]] = []
+    report = check(str(db), progress=lambda step, done, total, _: seen.append((step, done, total)))
+    assert report.ok, report.lines
+    steps = [step for step, _, _ in seen]
+    assert "copying log" in steps and "replaying log" in steps
+    assert seen[-1][1] == seen[-1][2], "the last report of a step is its end"
