@@ -260,7 +260,7 @@ class Materializer:
         cached = self._outcomes.get(offset)
         if cached is not None:
             return cached
-        raw = self._store.txns.get(_outcome_key(offset))
+        raw = integrity.get(self._store.txns, _outcome_key(offset))
         if raw is None:
             return None
         txn_id, committed, sqlstate, message = marshal.loads(raw)
