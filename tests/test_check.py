@@ -7,9 +7,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
+from kafka_broker import Broker
 
 import offsetdb
 from offsetdb.embedded_log import CHECKSUMS_FROM_KEY
@@ -147,3 +149,19 @@ def test_check_reports_progress_of_its_long_steps(db: Path) -> None:
     steps = [step for step, _, _ in seen]
     assert "copying log" in steps and "replaying log" in steps
     assert seen[-1][1] == seen[-1][2], "the last report of a step is its end"
+
+
+def test_a_kafka_replica_has_its_files_checked_and_is_pointed_at_digest(
+    tmp_path: Path, kafka_broker: Broker, kafka_settings: dict[str, str]
+) -> None:
+    url = f"kafka://{kafka_broker.bootstrap}/check{uuid.uuid4().hex[:12]}?data_dir={tmp_path / 'replica'}"
+    conn = offsetdb.connect(url, autocommit=True)
+    cur = conn.cursor()
+    cur.execute("CREATE TABLE t (id INTEGER PRIMARY KEY)")
+    cur.executemany("INSERT INTO t VALUES (?)", [(i,) for i in range(100)])
+    conn.close()
+    report = check(str(tmp_path / "replica"))
+    assert report.ok, report.lines
+    assert not any(line.startswith("log ") for line in report.lines), "a replica holds no log"
+    assert any(line.startswith("data     ok: ") for line in report.lines)
+    assert any(line.startswith("state    note: a replica of kafka:") and "offsetdb digest" in line for line in report.lines)
