@@ -76,11 +76,6 @@ def unregister(rocks_dir: str) -> None:
         _damage.pop(key, None)
 
 
-def damage_of(rocks_dir: str) -> errors.StorageCorrupted | None:
-    """The first damage found in the store at ``rocks_dir`` since it was opened, if any."""
-    return _damage.get(os.path.realpath(rocks_dir))
-
-
 def raise_if_damaged(rocks_dir: str) -> None:
     """Refuse work on a store where damage was found: raise that damage again."""
     if _damage:
@@ -120,23 +115,34 @@ def damaged(
         f'database directory "{directory}" is damaged: {finding}. offsetdb stopped serving '
         f"this database rather than answer from damaged data. {remedy}{check}"
     )
-    error = errors.StorageCorrupted(message, "58030" if io_error else None, file, finding, remedy)
+    sqlstate = "58030" if io_error else None
     with _lock:
-        _damage.setdefault(key, error)
-    return error
+        # A copy that is never raised: a raised error's traceback holds the frames (and
+        # RocksDB iterators) it passed through, which would keep the store open.
+        _damage.setdefault(key, errors.StorageCorrupted(message, sqlstate, file, finding, remedy))
+    return errors.StorageCorrupted(message, sqlstate, file, finding, remedy)
 
 
 def from_rocksdb(exc: BaseException, rocks_dir: str, *, at_open: bool = False) -> errors.Error | None:
     """The offsetdb error for what RocksDB raised, or None if it is not about stored data.
 
-    RocksDB reports damage as ``Corruption: ...`` and unreadable files as
-    ``IO error: ...``; rocksdict raises both as plain ``Exception``.
+    RocksDB reports damage as ``Corruption: ...`` and a file it cannot read (missing, or
+    failing to read) as ``IO error: ...``; rocksdict raises both as plain ``Exception``.
+    Other I/O errors (a full disk) are not damage and are left as they are.
     """
     if isinstance(exc, errors.Error):
         return exc
     text = str(exc)
+    if "lock hold by current process" in text:
+        return errors.ObjectInUse(
+            f'database directory "{os.path.dirname(os.path.realpath(rocks_dir))}" is already '
+            "open in this process; use that connection, or close it first"
+        )
     corruption = text.startswith("Corruption:")
-    if not corruption and not text.startswith("IO error:"):
+    unreadable = text.startswith("IO error:") and any(
+        sign in text.lower() for sign in ("no such file", "read", "input/output error")
+    )
+    if not corruption and not unreadable:
         return None
     match = _PATH.search(text)
     file = match.group(1) if match else (_file_from_info_log(rocks_dir) if at_open else None)

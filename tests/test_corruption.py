@@ -397,3 +397,13 @@ def test_replay_refuses_to_copy_a_damaged_log_record(databases: dict[str, Path],
     damage_log_record(source, random.Random(11))
     with pytest.raises(errors.StorageCorrupted, match="does not match its checksum"):
         replay(str(source), str(tmp_path / "target"))
+
+
+def test_reopening_while_a_handle_outlives_the_close_is_55006_not_damage(tmp_path: Path) -> None:
+    store = open_store(str(tmp_path / "db"))
+    held = store.data.iter()  # as an error's traceback can hold one after a damaged read
+    store.close()
+    with pytest.raises(errors.ObjectInUse, match="already open in this process"):
+        open_store(str(tmp_path / "db"))
+    del held
+    open_store(str(tmp_path / "db")).close()
