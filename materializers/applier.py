@@ -12,6 +12,8 @@ Contract (what every node relies on):
   state at ``n - 1`` only; an abort is a deterministic outcome, recorded like a commit.
   Any other error while applying is not deterministic: the materializer stops and the
   database refuses further work rather than diverge from other replicas.
+- Damage to this node's files (a RocksDB block or a log record failing its checksum,
+  :mod:`offsetdb.integrity`) is such an error: never an outcome, always a stop.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from typing import Any
 
 from rocksdict import WriteBatch
 
-from offsetdb import errors
+from offsetdb import errors, integrity
 from offsetdb.config import Config
 from offsetdb.keys import (
     CATALOG_TABLE_ID,
@@ -178,11 +180,11 @@ class Materializer:
         self._uniques: mvcc.PointReader
         self._progress = progress
         self._skipped_checks = _skipped_checks()
-        stored = store.meta.get(NEXT_OFFSET_KEY)
+        stored = integrity.get(store.meta, NEXT_OFFSET_KEY)
         # The next offset to apply, i.e. the last applied offset + 1 (bytewax's convention).
         self._next_offset: int = U64.unpack(stored)[0] if stored is not None else 0
         self.catalog = self._load_catalog()
-        stored_settings = store.meta.get(SETTINGS_KEY)
+        stored_settings = integrity.get(store.meta, SETTINGS_KEY)
         self.settings: dict[str, Any] | None = (
             marshal.loads(stored_settings) if stored_settings is not None else None
         )
@@ -216,7 +218,12 @@ class Materializer:
         return self._next_offset - 1
 
     def check_healthy(self) -> None:
-        """Raise if applying the log failed, since state would then be behind the log."""
+        """Raise if applying the log failed, since state would then be behind the log.
+
+        Damage found anywhere in the store (by a query, by garbage collection) stops the
+        materializer as well: nothing more is applied to, or read from, a damaged store.
+        """
+        self._store.raise_if_damaged()
         if self._failure is not None:
             raise errors.InternalError(
                 f"the materializer stopped at offset {self._next_offset}: {self._failure}; "
@@ -237,7 +244,7 @@ class Materializer:
         cached = self._outcomes.get(offset)
         if cached is not None:
             return cached
-        raw = self._store.txns.get(_outcome_key(offset))
+        raw = integrity.get(self._store.txns, _outcome_key(offset))
         if raw is None:
             raise errors.InternalError(f"no transaction outcome recorded at offset {offset}")
         txn_id, committed, sqlstate, message = marshal.loads(raw)
@@ -253,7 +260,7 @@ class Materializer:
         cached = self._outcomes.get(offset)
         if cached is not None:
             return cached
-        raw = self._store.txns.get(_outcome_key(offset))
+        raw = integrity.get(self._store.txns, _outcome_key(offset))
         if raw is None:
             return None
         txn_id, committed, sqlstate, message = marshal.loads(raw)
@@ -261,7 +268,7 @@ class Materializer:
 
     def offset_of_txn(self, txn_id: str) -> int | None:
         """The offset at which transaction ``txn_id`` was applied, if it was."""
-        raw = self._store.txns.get(_txn_key(txn_id))
+        raw = integrity.get(self._store.txns, _txn_key(txn_id))
         return None if raw is None else U64.unpack(raw)[0]
 
     # --- applying ---------------------------------------------------------------------
@@ -288,7 +295,7 @@ class Materializer:
         wait; entries it applied meanwhile are skipped.
         """
         self.check_healthy()
-        entries = self._log.read(self._next_offset, max_records, timeout)
+        entries = self._read(self._next_offset, max_records, timeout)
         applied = 0
         with self._apply_lock:
             for entry in entries:
@@ -326,7 +333,7 @@ class Materializer:
             target = self._log.end_offset() if until is None else until + 1
             started = time.monotonic()
             while self._next_offset < target:
-                entries = self._log.read(self._next_offset, 1000, timeout=0)
+                entries = self._read(self._next_offset, 1000, timeout=0)
                 if not entries:
                     break
                 for entry in entries:
@@ -336,6 +343,16 @@ class Materializer:
                     self._progress(self._next_offset, target, time.monotonic() - started)
             self.gc.maybe_collect(self.applied_offset)
         return applied
+
+    def _read(self, start: int, max_records: int, timeout: float) -> list[LogEntry]:
+        """Read the log; a damaged record stops the materializer, as a failed apply does."""
+        try:
+            return self._log.read(start, max_records, timeout)
+        except errors.StorageCorrupted as e:
+            with self._applied:
+                self._failure = e
+                self._applied.notify_all()
+            raise
 
     def _apply_entry(self, entry: LogEntry) -> None:
         offset = entry.offset
@@ -381,9 +398,13 @@ class Materializer:
             else:
                 self.window.add(offset, {})
         except BaseException as e:
+            # A bare RocksDB "Corruption:" or "IO error:" is damage to this node's files.
+            failure = integrity.from_rocksdb(e, self._store.rocks_path) or e
             with self._applied:
-                self._failure = e
+                self._failure = failure
                 self._applied.notify_all()
+            if failure is not e:
+                raise failure from e
             raise
         with self._applied:
             if outcome is not None:
@@ -711,6 +732,8 @@ class Materializer:
             else:
                 created.append(TableDef.from_dict(marshal.loads(value[1:])))
             it.next()
+        if not it.valid():
+            integrity.check_iterator(it, self._store.rocks_path)
         catalog = Catalog()
         for offset in sorted(changes):
             created, dropped = changes[offset]

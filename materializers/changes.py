@@ -41,7 +41,7 @@ from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, overload
 
-from offsetdb import errors
+from offsetdb import errors, integrity
 from offsetdb.keys import decode_key, hidden_row_key, table_prefix
 from offsetdb.log import Log, LogEntry
 from offsetdb.materializers import mvcc
@@ -555,6 +555,8 @@ class ChangeFeed:
                     return int(body["client_time_us"])
                 return 0
             it.prev()
+        if not it.valid():
+            integrity.check_iterator(it, self._store.rocks_path)  # the start, or damage?
         return 0
 
 

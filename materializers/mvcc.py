@@ -14,6 +14,10 @@ materializer, in log order, and a snapshot is only handed out once every version
 below it is written, so reads at ``S`` never change. Superseded versions older than
 the oldest snapshot still allowed are removed by :func:`collect_garbage`.
 
+Every read checks where its RocksDB iterator stopped (:mod:`offsetdb.integrity`): an
+iterator meeting a damaged block stops as if at the end, and only its status tells the
+two apart, so a read of damaged data raises StorageCorrupted instead of returning less.
+
 Values: ``b"\x01" + marshal(row in primitive form, format 2)`` for a live row, ``b"\x00"`` for a
 tombstone. Unique-constraint entries in the ``index`` column family are versioned the
 same way, with the row's primary key as value.
@@ -25,9 +29,11 @@ import marshal
 from collections.abc import Iterator
 from typing import Any, cast
 
-from rocksdict import Rdict, ReadOptions
+from rocksdict import Rdict
 
+from offsetdb import integrity
 from offsetdb.keys import MAX_U64, U64, inverted, prefix_end
+from offsetdb.store import read_options
 
 LIVE = b"\x01"
 TOMBSTONE = b"\x00"
@@ -61,9 +67,10 @@ class PointReader:
     one record.
     """
 
-    __slots__ = ("_it", "_default")
+    __slots__ = ("_cf", "_it", "_default")
 
     def __init__(self, cf: Rdict, snapshot: int = MAX_U64) -> None:
+        self._cf = cf
         self._it = cf.iter()
         # Snapshot -1 (the empty database) sees nothing: seek past every version.
         self._default = inverted(snapshot) if snapshot >= 0 else b"\xff" * 9
@@ -73,6 +80,7 @@ class PointReader:
         it = self._it
         it.seek(prefix + (self._default if snapshot is None else inverted(snapshot)))
         if not it.valid():
+            integrity.check_iterator(it, self._cf)  # the end, or a damaged block?
             return None
         found = it.key()
         if len(found) != len(prefix) + 8 or not found.startswith(prefix):
@@ -107,7 +115,7 @@ def scan_live(
     In key order; ``key`` is without the table prefix and version suffix, ``value``
     without its marker. ``lo``/``hi`` bound the keys (inclusive/exclusive).
     """
-    options = ReadOptions()
+    options = read_options()
     upper = table_prefix + hi if hi is not None else prefix_end(table_prefix)
     if upper is not None:
         options.set_iterate_upper_bound(upper)
@@ -117,9 +125,9 @@ def scan_live(
     # items() hands over (key, value) in one call per entry, where an iterator needs
     # four (valid, key, value, next): the difference is most of a scan's cost.
     # Raw mode: keys and values are bytes, whatever rocksdict's stubs allow for.
-    entries = cast(
-        "Iterator[tuple[bytes, bytes]]", cf.items(from_key=table_prefix + lo, read_opt=options)
-    )
+    first = table_prefix + lo
+    entries = cast("Iterator[tuple[bytes, bytes]]", cf.items(from_key=first, read_opt=options))
+    full = b""
     for full, value in entries:
         key = full[start:-8]
         if key != current and full[-8:] >= visible_from:
@@ -128,6 +136,25 @@ def scan_live(
             current = key
             if value[:1] != TOMBSTONE:
                 yield key, value[1:]
+    _check_scan_end(cf, options, first, full)
+
+
+def _check_scan_end(cf: Rdict, options: Any, first: bytes, last: bytes) -> None:
+    """Raise if a scan that stopped after ``last`` stopped on damage, not at its end.
+
+    ``items()`` ends quietly when RocksDB meets a damaged block and keeps no status to
+    ask, so a second iterator resumes where it stopped, reads the same (immutable)
+    blocks, and has a status. One seek per scan. (It may see entries written since the
+    scan began; only its status counts.)
+    """
+    it = cf.iter(options)
+    if last:
+        it.seek(last)
+        if it.valid():
+            it.next()
+    else:
+        it.seek(first)
+    integrity.check_iterator(it, cf)
 
 
 def collect_garbage(
@@ -144,7 +171,7 @@ def collect_garbage(
     deleted = 0
     prefixes = table_prefixes if table_prefixes is not None else [b""]
     for prefix in prefixes:
-        options = ReadOptions()
+        options = read_options()
         upper = prefix_end(prefix) if prefix else None
         if upper is not None:
             options.set_iterate_upper_bound(upper)
@@ -166,6 +193,7 @@ def collect_garbage(
                 deleted += len(doomed)
                 doomed = []
             it.next()
+        integrity.check_iterator(it, cf)
     if doomed:
         write(doomed)
         deleted += len(doomed)

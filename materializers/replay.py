@@ -14,9 +14,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from rocksdict import WriteBatch
-
-from offsetdb import errors
+from offsetdb import errors, integrity
+from offsetdb.embedded_log import EmbeddedLog
 from offsetdb.keys import table_prefix
 from offsetdb.materializers import mvcc
 from offsetdb.materializers.catalog import CatalogVersion
@@ -53,6 +52,8 @@ def state_digest(store: Store, catalog: CatalogVersion, snapshot: int) -> Digest
         _, committed, sqlstate, _ = marshal.loads(it.value())
         digest.update(key + (b"C" if committed else b"A" + (sqlstate or "").encode()))
         it.next()
+    if not it.valid():
+        integrity.check_iterator(it, store.rocks_path)
     del it
     for table in catalog.tables():
         digest.update(b"table\x00" + table.name.encode() + b"\x00")
@@ -69,36 +70,30 @@ def copy_log(
 ) -> int:
     """Copy the log of database directory ``source`` into the empty directory ``target``.
 
-    Returns the number of records copied. ``source`` must not be open elsewhere.
+    Returns the number of records copied. ``source`` must not be open elsewhere. Every
+    record is read through the source's log, so a damaged one stops the copy
+    (StorageCorrupted) instead of being copied; the target stores them framed.
     """
     src = open_store(source)
     try:
         dst = open_store(target)
         try:
-            it = dst.log.iter()
-            it.seek_to_first()
-            if it.valid():
+            src_log = EmbeddedLog(src.db, src.log)
+            dst_log = EmbeddedLog(dst.db, dst.log)
+            if dst_log.end_offset() != 0:
                 raise errors.OperationalError(f"{target} already holds a log; replay needs an empty directory")
-            del it
-            handle = dst.handle("log")
-            it = src.log.iter()
-            it.seek_to_first()
-            copied = 0
+            end = src_log.end_offset()
             started = time.monotonic()
-            batch = WriteBatch(raw_mode=True)
-            while it.valid():
-                batch.put(it.key(), it.value(), handle)
-                copied += 1
-                if len(batch) >= 10_000:
-                    dst.db.write(batch)
-                    batch = WriteBatch(raw_mode=True)
-                    if progress is not None:
-                        progress(copied, copied, time.monotonic() - started)
-                it.next()
-            if len(batch):
-                dst.db.write(batch)
-            del it
-            dst.db.flush_wal(True)
+            copied = 0
+            while copied < end:
+                entries = src_log.read(copied, 10_000, timeout=0)
+                dst_log.append([entry.value for entry in entries])
+                copied += len(entries)
+                if progress is not None:
+                    progress(copied, end, time.monotonic() - started)
+            src_log.close()
+            dst_log.close()
+            del src_log, dst_log
             return copied
         finally:
             dst.close()

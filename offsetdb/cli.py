@@ -323,6 +323,74 @@ register(
 )
 
 
+# --- offsetdb check -------------------------------------------------------------------------
+
+
+def _configure_check(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("database", metavar="DIR", help="data directory (not open elsewhere)")
+    parser.add_argument(
+        "--scratch", metavar="DIR",
+        help="where to build the replay of the log (default: the system's temporary directory)",
+    )
+    parser.add_argument(
+        "--no-replay", action="store_true",
+        help="verify the files only; skip comparing the state with a replay of the log",
+    )
+
+
+class _StepProgress:
+    """One TerminalProgress line per step of a long check."""
+
+    def __init__(self) -> None:
+        self._step: str | None = None
+        self._line: TerminalProgress | None = None
+
+    def __call__(self, step: str, done: int, total: int, elapsed: float) -> None:
+        if step != self._step:
+            self.finish()
+            self._step, self._line = step, TerminalProgress(step)
+        assert self._line is not None
+        self._line(done, total, elapsed)
+
+    def finish(self) -> None:
+        if self._line is not None:
+            self._line.finish()
+        self._step, self._line = None, None
+
+
+def _run_check(args: argparse.Namespace) -> int:
+    """Verify every file of a database and its state against a replay; 0 if all is well."""
+    from offsetdb.materializers.check import check
+
+    progress = _StepProgress()
+    try:
+        report = check(args.database, args.scratch, replay=not args.no_replay, progress=progress)
+    except errors.Error as exc:
+        progress.finish()
+        _print_error(exc)
+        return 1
+    progress.finish()
+    print(f"offsetdb check {args.database}")
+    for line in report.lines:
+        print(f"  {line}")
+    if report.ok:
+        print("OK")
+        return 0
+    print(f"DAMAGED: {len(report.problems)} problem(s)")
+    for remedy in report.remedies:
+        print(remedy)
+    print("See docs/integrity.md for what each check means.")
+    return 1
+
+
+register(
+    "check",
+    "verify every file of a database (checksums, log records) and its state against a replay of its log",
+    _configure_check,
+    _run_check,
+)
+
+
 # --- offsetdb load -------------------------------------------------------------------------
 
 

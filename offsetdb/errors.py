@@ -81,6 +81,32 @@ class DataCorrupted(InternalError):
     deterministic = True
 
 
+class StorageCorrupted(InternalError):
+    """A file of this node's RocksDB (or a record of its embedded log) failed its check.
+
+    SQLSTATE XX001 (PostgreSQL's ``data_corrupted``); 58030 when the file could not be
+    read at all. Not deterministic: it is this node's disk, not the log, so it is never
+    recorded as an outcome. The node stops serving from the damaged store rather than
+    answer from damaged data; the message names the file and the remedy (rebuild the
+    state from the log, or restore). See docs/integrity.md.
+    """
+
+    sqlstate = "XX001"
+
+    def __init__(
+        self,
+        message: str,
+        sqlstate: str | None = None,
+        file: str | None = None,
+        finding: str | None = None,
+        remedy: str | None = None,
+    ) -> None:
+        super().__init__(message, sqlstate)
+        self.file = file  # the damaged file, when known
+        self.finding = finding or message  # what is damaged and how, without the remedy
+        self.remedy = remedy or ""
+
+
 class ProgrammingError(DatabaseError):
     """A bad statement: syntax error, unknown table or column, wrong types."""
 

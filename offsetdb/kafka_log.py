@@ -47,7 +47,11 @@ _MAX_HOLE_RETRIES = 100  # the topic's max.message.bytes: a transaction is one r
 
 # Settings offsetdb's correctness rests on; a pass-through setting may not change them.
 _PRODUCER_FIXED = {"enable.idempotence": True, "acks": "all"}
-_CONSUMER_FIXED = {"isolation.level": "read_committed", "enable.auto.commit": False}
+# check.crcs: every record batch carries the producer's CRC-32C; librdkafka verifies it
+# only when asked, and a damaged record must stop a node, never be applied
+# (docs/integrity.md). A batch that fails it is reported and not delivered; the reader
+# then meets a hole, which it never skips (_contiguous), so the node stops there.
+_CONSUMER_FIXED = {"isolation.level": "read_committed", "enable.auto.commit": False, "check.crcs": True}
 
 # Pass-through settings are shared by the producer, the consumer and the admin client,
 # except these, which librdkafka accepts for one kind of client only (and warns about on

@@ -3,7 +3,8 @@ r"""The RocksDB key space, in one place, with an order-preserving encoding.
 Column families and their keys (``u64`` is 8 bytes big-endian; ``~off`` is
 ``2**64 - 1 - off``, so newer versions sort first)::
 
-    log      u64 offset                                   -> log record (embedded backend)
+    log      u64 offset                                   -> u32 CRC-32(offset, record) + log record
+                                                             (embedded backend; offsetdb/embedded_log.py)
     data     u64 table_id | key(pk values) | ~off          -> b"\x01" + marshal(row) | b"\x00"
     index    u64 table_id | u32 constraint | key(values) | ~off  -> pk key bytes | b""
     txns     b"o" u64 offset                               -> outcome record (marshal)
@@ -11,6 +12,8 @@ Column families and their keys (``u64`` is 8 bytes big-endian; ``~off`` is
     meta     b"next_offset"                                -> u64, the next log offset to apply
                                                              (last applied + 1)
              b"format"                                     -> u32 on-disk format version
+             b"log_checksums_from"                         -> u64, the first log offset stored
+                                                             with its CRC (0 unless the log predates them)
 
 ``key(values)`` is :func:`encode_key`: each value a type tag then a memcomparable body, so
 that byte order equals SQL order and the encoding of a tuple is never a prefix of

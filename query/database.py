@@ -18,7 +18,7 @@ import threading
 import uuid
 from dataclasses import dataclass
 
-from offsetdb import errors
+from offsetdb import errors, integrity
 from offsetdb.config import Config
 from offsetdb.embedded_log import EmbeddedLog
 from offsetdb.ingest.writer import TransactionWriter
@@ -69,7 +69,9 @@ class Database:
                 self._open_embedded()
             else:
                 self._open_kafka(kafka)
-        except BaseException:
+        except BaseException as e:
+            # A bare RocksDB "Corruption:" met while opening: the file, the remedy.
+            damage = integrity.from_rocksdb(e, self.store.rocks_path)
             if self.follower is not None:
                 self.follower.stop()
                 self.follower = None
@@ -79,6 +81,8 @@ class Database:
             self.__dict__.pop("writer", None)
             self.__dict__.pop("materializer", None)
             self.store.close()
+            if damage is not None and damage is not e:
+                raise damage from e
             raise
         self._references = 0
 
