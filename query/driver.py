@@ -315,6 +315,7 @@ class Cursor:
         self._rows: list[tuple[Any, ...]] = []
         self._position = 0
         self._columns: list[Any] = []
+        self._returns_rows = False
         self._description: list[tuple[Any, ...]] | None = None
         self.rowcount = -1
         self.statusmessage: str | None = None
@@ -333,6 +334,7 @@ class Cursor:
         self._check_open()
         count = self.connection._executemany(sql, seq_of_params)
         self._rows, self._position, self._columns, self._description = [], 0, [], None
+        self._returns_rows = False
         self.rowcount = count
         self.statusmessage = None
         self.snapshot_offset = self.connection._session.last_snapshot
@@ -345,12 +347,14 @@ class Cursor:
         self.statusmessage = result.status
         self.snapshot_offset = self.connection._session.last_snapshot
         self._columns = result.columns
+        # SELECT FROM t returns rows of no columns: still a result set, as in PostgreSQL
+        self._returns_rows = bool(result.columns) or result.status.startswith("SELECT")
         self._description = None
 
     @property
     def description(self) -> list[tuple[Any, ...]] | None:
         """PEP 249: one 7-tuple per result column (name, type code, then five Nones)."""
-        if self._description is None and self._columns:
+        if self._description is None and self._returns_rows:
             # Built on first access: most point selects never look at it.
             self._description = [
                 (c.name, _type_code(c.type), None, None, None, None, None) for c in self._columns
@@ -409,7 +413,7 @@ class Cursor:
 
     def _check_result(self) -> None:
         self._check_open()
-        if not self._columns:
+        if not self._returns_rows:
             raise errors.ProgrammingError("the last statement returned no rows to fetch", "24000")
 
 

@@ -168,11 +168,10 @@ def parse_interval(text: str) -> Any:
     tokens = re.split(r"\s+(?=[+-]?\d)", rest) if rest else []
     for index, token in enumerate(tokens):
         token = token.strip()
-        if (
-            re.fullmatch(r"[+-]?\d+", token)
-            and index + 1 < len(tokens)
-            and _CLOCK.match(tokens[index + 1].strip())
-        ):
+        if re.fullmatch(r"[+-]?\d+(?:\.\d+)?", token) and index + 1 < len(tokens):
+            if not _CLOCK.match(tokens[index + 1].strip()):
+                # '1 2 months': a bare number may only end the text or precede a time
+                raise errors.InvalidDatetimeFormat(f'invalid input syntax for type interval: "{text}"')
             token += " day"  # '1 12:00:00': a bare number before a time of day counts days
         clock = _CLOCK.match(token)
         if clock:

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlglot import exp
 from sqlglot.dialects.postgres import Postgres
+from sqlglot.tokens import TokenType
 
 
 def _anonymous(name: str) -> Any:
@@ -51,9 +52,12 @@ class OffsetdbPostgres(Postgres):
         def _parse_interval(self, require_interval: bool = True, parse_function_unit: bool = True) -> Any:
             # sqlglot sums INTERVAL '1 day' '2 hours' ... into one expression; PostgreSQL
             # has no such syntax (INTERVAL '...' 0.5 is an error there)
+            start = self._index
             result = super()._parse_interval(require_interval, parse_function_unit)
             if isinstance(result, exp.Add) and isinstance(result.this, exp.Interval):
-                self.raise_error("syntax error: one INTERVAL literal takes one string")
+                consumed = self._tokens[start : self._index]
+                if not any(t.token_type is TokenType.PLUS for t in consumed):
+                    self.raise_error("syntax error: one INTERVAL literal takes one string")
             return result
 
         def _parse_interval_span(self, this: Any, parse_function_unit: bool = True) -> Any:

@@ -153,7 +153,8 @@ class InsertPlan:
                 ctx.insert(table, tuple(row))
                 count += 1
                 continue
-            final = coerce_row(table, row)
+            # NOT NULL and types are checked before ON CONFLICT arbitration, as in PostgreSQL
+            final = table.coercer()(tuple(row)) if self.conflict is not None else coerce_row(table, row)
             if self.conflict is not None:
                 existing = self._find_conflict(ctx, final)
                 if existing is not None:

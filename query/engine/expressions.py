@@ -454,11 +454,11 @@ def compare(c: Compiler, a: CExpr, b: CExpr, op: str) -> CExpr:
         return _fold(CExpr(cmp_const, V.BOOLEAN), [a, b])
 
     def cmp_(row: Row, env: Env) -> Any:
+        # both operands are evaluated, as PostgreSQL evaluates a strict operator's
+        # arguments: an error on the right (a subquery's 21000) is not hidden by a NULL
         x = fa(row, env)
-        if x is None:
-            return None
         y = fb(row, env)
-        if y is None:
+        if x is None or y is None:
             return None
         return cmp(x, y)
 
@@ -632,10 +632,8 @@ def arithmetic(a: CExpr, b: CExpr, op: str, generic: Callable[[Any, Any], Any]) 
 
     def arith(row: Row, env: Env) -> Any:
         x = fa(row, env)
-        if x is None:
-            return None
-        y = fb(row, env)
-        if y is None:
+        y = fb(row, env)  # evaluated even after a NULL, as PostgreSQL does (see cmp_)
+        if x is None or y is None:
             return None
         r = generic(x, y)
         if checks_int and type(r) is int:
@@ -1034,9 +1032,11 @@ def _regex(c: Compiler, node: exp.Expression) -> CExpr:
 
 def common_type(parts: list[CExpr], what: str) -> SqlType | None:
     """The result type of CASE/COALESCE branches (the first known, checked for family)."""
-    known = [p.type for p in parts if p.type is not None]
+    # an untyped literal ('1999-12-31') takes the type of the others, as PostgreSQL's
+    # "unknown" does; only when all are literals is the result text
+    known = [p.type for p in parts if p.type is not None and not (p.const and p.untyped)]
     if not known:
-        return None
+        return next((p.type for p in parts if p.type is not None), None)
     first = known[0]
     result = first
     for t in known[1:]:

@@ -54,10 +54,8 @@ def call(
 
         def call2(row: Row, env: Env) -> Any:
             a = f0(row, env)
-            if a is None and strict:
-                return None
-            b = f1(row, env)
-            if b is None and strict:
+            b = f1(row, env)  # every argument is evaluated, as PostgreSQL does
+            if strict and (a is None or b is None):
                 return None
             return impl(a, b)
 

@@ -188,7 +188,7 @@ def tag_parameters(tree: exp.Expression) -> ParamSpec:
     for node in tree.walk():
         if isinstance(node, exp.Placeholder):
             if not node.name or node.name == "?":
-                raise errors.InternalError("unnumbered ? placeholder after rewriting")
+                raise errors.SqlSyntaxError(f'syntax error at or near "{node.name or node.sql()}"')
             this_style = "named"
             name = node.name.lower()
             if name not in names:
