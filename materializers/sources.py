@@ -119,6 +119,16 @@ VIEW = TableDef(
 )
 
 
+@dataclass(frozen=True)
+class PartitionOffset:
+    """What ``offsetdb_source_offsets`` says of one partition of a source."""
+
+    next_offset: int
+    records: int
+    rows_written: int
+    errors: int
+
+
 def is_system_table(name: str) -> bool:
     """Whether ``name`` is reserved for offsetdb's own tables (``offsetdb_*``)."""
     return name.startswith(SYSTEM_PREFIX)

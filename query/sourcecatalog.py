@@ -10,28 +10,17 @@ The first CREATE SOURCE also creates the system tables, in the same transaction.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from offsetdb import errors
 from offsetdb.materializers.sources import (
     DEFINITIONS_TABLE,
     OFFSETS_TABLE,
     SYSTEM_TABLES,
+    PartitionOffset,
     SourceDefinition,
     is_system_table,
 )
 from offsetdb.query.context import Conjunct, ScanFilter
 from offsetdb.query.transaction import Transaction
-
-
-@dataclass(frozen=True)
-class PartitionOffset:
-    """What the offsets table says of one partition of a source."""
-
-    next_offset: int
-    records: int
-    rows_written: int
-    errors: int
 
 
 def create_source(txn: Transaction, definition: SourceDefinition, if_not_exists: bool) -> bool:
@@ -74,7 +63,7 @@ def alter_source(txn: Transaction, name: str, state: str) -> None:
     found = _definition_row(txn, name)
     if found is None:
         raise errors.ProgrammingError(f'source "{name}" does not exist', "42704")
-    definition = SourceDefinition.from_json(found[1][6]).with_state(state)
+    definition = SourceDefinition.from_json(str(found[1][6])).with_state(state)
     with txn.system_writes():
         txn.update(txn.table(DEFINITIONS_TABLE), found[0], definition.definition_row())
 
@@ -100,7 +89,7 @@ def definitions(txn: Transaction) -> list[SourceDefinition]:
 def definition(txn: Transaction, name: str) -> SourceDefinition | None:
     """The source called ``name``, as the transaction sees it (its row is read by key)."""
     found = _definition_row(txn, name)
-    return None if found is None else SourceDefinition.from_json(found[1][6])
+    return None if found is None else SourceDefinition.from_json(str(found[1][6]))
 
 
 def offsets(txn: Transaction, source: str) -> dict[int, PartitionOffset]:

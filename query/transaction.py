@@ -126,6 +126,7 @@ class Transaction:
         self._unique_reader: mvcc.PointReader | None = None
         self._views = views or {}
         self._system = 0  # > 0 while offsetdb itself writes its system tables
+        self.changes_sources = False  # CREATE/DROP/ALTER SOURCE: runners look again after it
 
     @property
     def _rows(self) -> mvcc.PointReader:
@@ -419,18 +420,21 @@ class Transaction:
         """Record a Kafka source in the catalog (see :mod:`offsetdb.query.sourcecatalog`)."""
         from offsetdb.query import sourcecatalog
 
+        self.changes_sources = True
         return sourcecatalog.create_source(self, definition, if_not_exists)
 
     def drop_source(self, name: str, if_exists: bool = False) -> bool:
         """Remove a source and its stored offsets."""
         from offsetdb.query import sourcecatalog
 
+        self.changes_sources = True
         return sourcecatalog.drop_source(self, name, if_exists)
 
     def alter_source(self, name: str, state: str) -> None:
         """Pause or resume a source."""
         from offsetdb.query import sourcecatalog
 
+        self.changes_sources = True
         sourcecatalog.alter_source(self, name, state)
 
     # --- commit ---------------------------------------------------------------------------

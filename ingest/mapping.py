@@ -1,0 +1,188 @@
+r"""From a decoded record to a row of the target table.
+
+Columns take the field of their own name (exact spelling) unless the source's column
+list says otherwise (``COLUMNS (id FROM KEY, at FROM TIMESTAMP, ...)``); a field that is
+absent gives NULL; fields no column names are ignored. Values then go through the
+table's own coercion (:meth:`~offsetdb.materializers.catalog.TableDef.coercer`, called
+by the transaction's insert), as a literal would in an INSERT, after these conventions
+of Kafka's JSON (Kafka Connect's, where it has one):
+
+- a number into TIMESTAMP is milliseconds since the epoch (UTC); into DATE, days;
+- a string into BYTEA is base64, or hex with a ``\x`` prefix;
+- an object or array into TEXT/VARCHAR is its JSON text.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import json
+from collections.abc import Callable
+from typing import Any
+
+from confluent_kafka import Message
+
+from offsetdb.ingest.formats import EPOCH, EPOCH_DATE, Fields, RecordError, headers_of, key_fields
+from offsetdb.materializers.catalog import TableDef
+from offsetdb.materializers.sources import ColumnSource, SourceDefinition
+from offsetdb.types import Kind
+
+Row = tuple[Any, ...]
+
+
+def _timestamp(value: Any) -> Any:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return EPOCH + dt.timedelta(milliseconds=value)
+    return value
+
+
+def _date(value: Any) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return EPOCH_DATE + dt.timedelta(days=value)
+    return value
+
+
+def _bytes(value: Any) -> Any:
+    if isinstance(value, str) and not value.startswith("\\x"):
+        try:
+            return base64.b64decode(value, validate=True)
+        except binascii.Error:
+            raise ValueError(f"a BYTEA value must be base64 or \\x-prefixed hex, not {value[:40]!r}") from None
+    return value
+
+
+def _text(value: Any) -> Any:
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return value
+
+
+_ADAPT: dict[Kind, Callable[[Any], Any]] = {
+    Kind.TIMESTAMP: _timestamp,
+    Kind.DATE: _date,
+    Kind.BYTEA: _bytes,
+    Kind.TEXT: _text,
+    Kind.VARCHAR: _text,
+}
+
+
+def _metadata(source: ColumnSource, kind: Kind) -> Callable[[Message, Fields | None], Any]:
+    """A column filled from the Kafka record itself rather than its value."""
+    binary = kind is Kind.BYTEA
+    origin = source.origin
+    if origin == "KEY":
+        def from_key(message: Message, _: Fields | None) -> Any:
+            key = message.key()
+            return key if key is None or binary else key.decode("utf-8", "strict")
+
+        return from_key
+    if origin == "TIMESTAMP":
+        as_time = kind in (Kind.TIMESTAMP, Kind.DATE)
+
+        def from_timestamp(message: Message, _: Fields | None) -> Any:
+            ts_type, ms = message.timestamp()
+            if ts_type == 0:  # TIMESTAMP_NOT_AVAILABLE
+                return None
+            return EPOCH + dt.timedelta(milliseconds=ms) if as_time else ms
+
+        return from_timestamp
+    if origin == "PARTITION":
+        return lambda message, _: message.partition()
+    if origin == "OFFSET":
+        return lambda message, _: message.offset()
+    if origin == "HEADER":
+        wanted = source.name
+
+        def from_header(message: Message, _: Fields | None) -> Any:
+            found = None
+            for name, value in headers_of(message.headers()):
+                if name == wanted:
+                    found = value  # the last one, as Kafka's Headers.lastHeader
+            if found is None or binary:
+                return found
+            return found.decode("utf-8", "strict")
+
+        return from_header
+    raise AssertionError(origin)
+
+
+class RowMapper:
+    """Builds rows of one table version from decoded fields, per the source's column list."""
+
+    def __init__(self, table: TableDef, definition: SourceDefinition) -> None:
+        self.table = table
+        names = table.column_names
+        self._names = names
+        by_column = {c.column: c for c in definition.columns}
+        self._fields: list[tuple[int, tuple[str, ...]]] = []  # renamed or nested fields
+        self._metadata: list[tuple[int, Callable[[Message, Fields | None], Any]]] = []
+        self._key_fields: list[tuple[int, str]] = []
+        for i, column in enumerate(table.columns):
+            source = by_column.get(column.name)
+            if source is None:
+                continue
+            if source.origin == "FIELD":
+                assert source.name is not None
+                self._fields.append((i, tuple(source.name.split("."))))
+            elif source.origin == "KEY_FIELD":
+                assert source.name is not None
+                self._key_fields.append((i, source.name))
+            else:
+                self._metadata.append((i, _metadata(source, column.type.kind)))
+        self._plain = not (self._fields or self._metadata or self._key_fields)
+        self._adapt = [
+            (i, _ADAPT[c.type.kind]) for i, c in enumerate(table.columns) if c.type.kind in _ADAPT
+        ]
+
+    def row(self, fields: Fields, message: Message) -> Row:
+        """The row the record's fields (and the record itself) make."""
+        get = fields.get
+        if self._plain:
+            values = [get(n) for n in self._names]
+        else:
+            values = [get(n) for n in self._names]
+            for i, path in self._fields:
+                values[i] = _walk(fields, path)
+            for i, read in self._metadata:
+                values[i] = read(message, fields)
+            if self._key_fields:
+                key = key_fields(message.key(), self.table)
+                for i, name in self._key_fields:
+                    values[i] = key.get(name)
+        for i, adapt in self._adapt:
+            value = values[i]
+            if value is not None:
+                try:
+                    values[i] = adapt(value)
+                except (ValueError, TypeError, OverflowError) as e:
+                    raise RecordError(
+                        "TASK_PUT", f'column "{self._names[i]}" of "{self.table.name}": {e}',
+                        "offsetdb.errors.InvalidTextRepresentation", "22P02",
+                    ) from None
+        return tuple(values)
+
+    def key(self, fields: Fields, message: Message) -> list[Any]:
+        """The primary-key values of a delete, from the key fields (or the column list)."""
+        table = self.table
+        out = []
+        for i in table.primary_key:
+            name = self._names[i]
+            value = fields.get(name)
+            if value is None and not self._plain:
+                value = self.row(fields, message)[i]
+            if value is None:
+                raise RecordError(
+                    "KEY_CONVERTER", f'the delete names no value for key column "{name}" of "{table.name}"'
+                )
+            out.append(value)
+        return out
+
+
+def _walk(fields: Fields, path: tuple[str, ...]) -> Any:
+    value: Any = fields
+    for part in path:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(part)
+    return value
