@@ -75,6 +75,10 @@ Row = tuple[Any, ...]
 class SourceTransaction(Protocol):
     """The transaction an ingester writes through (``offsetdb.query.transaction.Transaction``)."""
 
+    def begin_statement(self) -> None:
+        """Start the next record: its reads see every earlier record's writes."""
+        ...
+
     def table(self, name: str) -> TableDef:
         """The table ``name`` at the snapshot."""
         ...
@@ -491,7 +495,10 @@ class Ingester:
         counts: dict[int, list[int]] = {}  # partition -> [last offset, records, rows, errors]
         bad: list[BadRecord] = []
         insert, update, get, delete = txn.insert, txn.update, txn.get, txn.delete
+        # Each record is a statement of its own (its reads see the records before it).
+        next_record = txn.begin_statement
         for message in messages:
+            next_record()
             partition = message.partition()
             assert partition is not None
             tally = counts.get(partition)
