@@ -367,6 +367,10 @@ def _kill_rounds(broker: Broker, tmp_path: Path, rounds: int) -> None:
             worker.wait()
     finally:
         feeding.join()
+    conn = offsetdb.connect(target, autocommit=True, run_sources=False)
+    done_by_killed = ingested(conn.cursor(), "ev")
+    conn.close()
+    assert 0 < done_by_killed, "the killed workers ingested nothing: the rounds tested nothing"
     conn = offsetdb.connect(target, autocommit=True)  # runs the source to the end
     try:
         _check_exactly_once(conn.cursor(), "ev", total, 2)
@@ -530,4 +534,106 @@ def test_a_serializable_join_of_ingested_rows_sees_one_consistent_snapshot(
             expected[(i % 10) % 2] += i % 7
         assert len(ids) == at and (north, south) == tuple(expected), (at, north, south, expected)
     client.close()
+    conn.close()
+
+
+# --- Debezium: a round trip through offsetdb's own CDC topics ------------------------------
+
+
+def test_a_debezium_source_of_cdc_topics_reproduces_each_table_exactly(
+    kafka_broker: Broker, kafka_settings: dict[str, str], tmp_path: Path
+) -> None:
+    from offsetdb.query.cdc import publisher_for
+
+    tables = {
+        "items": "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL, price NUMERIC(8,2), added DATE, "
+        "seen TIMESTAMP, photo BYTEA, weight DOUBLE PRECISION, active BOOLEAN, stock BIGINT)",
+        "pairs": "CREATE TABLE pairs (a INTEGER, b TEXT, v TEXT, PRIMARY KEY (a, b))",
+    }
+    origin = offsetdb.connect(str(tmp_path / "origin"), autocommit=True)
+    cursor = origin.cursor()
+    for ddl in tables.values():
+        cursor.execute(ddl)
+    cursor.executemany(
+        "INSERT INTO items VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (i, f"item {i}", f"{i}.25", f"2024-01-{1 + i % 28:02d}", f"2024-02-03 04:05:06.{i:06d}",
+             bytes([i % 256, 0, 255]), i / 3, i % 2 == 0, 2**40 + i)
+            for i in range(60)
+        ],
+    )  # fmt: skip
+    cursor.execute("INSERT INTO items (id, name) VALUES (1000, 'nulls everywhere')")
+    cursor.executemany("INSERT INTO pairs VALUES (?, ?, ?)", [(i % 5, f"k{i}", f"v{i}") for i in range(30)])
+    prefix = f"rt{uuid.uuid4().hex[:8]}"
+    publisher = publisher_for(origin, topic_prefix=prefix, bootstrap=kafka_broker.bootstrap, heartbeat_interval=0.3, partitions=2)
+    stop = threading.Event()
+    thread = threading.Thread(target=publisher.run, args=(stop,))
+    thread.start()
+    copy = offsetdb.connect(str(tmp_path / "copy"), autocommit=True)
+    copy_cursor = copy.cursor()
+    try:
+        for name, ddl in tables.items():
+            copy_cursor.execute(ddl)
+            copy_cursor.execute(
+                f"CREATE SOURCE {name}_in FROM KAFKA TOPIC '{prefix}.{name}' FORMAT DEBEZIUM INTO {name} "
+                f"WITH (bootstrap = '{kafka_broker.bootstrap}', batch_rows = 25)"
+            )
+        # Changes after the snapshot: updates, deletes, a primary-key change, NULLs.
+        cursor.execute("UPDATE items SET price = price * 2, seen = NULL WHERE id < 20")
+        cursor.execute("DELETE FROM items WHERE id BETWEEN 40 AND 45")
+        cursor.execute("UPDATE items SET id = 500 WHERE id = 7")
+        cursor.execute("UPDATE pairs SET v = NULL WHERE a = 2")
+        cursor.execute("DELETE FROM pairs WHERE a = 3")
+        cursor.execute("BEGIN")
+        cursor.execute("INSERT INTO items (id, name, photo) VALUES (2000, 'late', '\\x00ff')")
+        cursor.execute("INSERT INTO pairs VALUES (9, 'z', 'zz')")
+        cursor.execute("COMMIT")
+
+        def same() -> bool:
+            return all(copy.table_digest(name).sha256 == origin.table_digest(name).sha256 for name in tables)
+
+        wait_until(same, "the copies equal the originals", timeout=120)
+    finally:
+        stop.set()
+        thread.join(30)
+    for name in tables:
+        mine = cursor.execute(f"SELECT * FROM {name} ORDER BY 1, 2").fetchall()
+        assert copy_cursor.execute(f"SELECT * FROM {name} ORDER BY 1, 2").fetchall() == mine
+        assert copy.table_digest(name).rows == len(mine)
+    assert copy_cursor.execute("SELECT count(*) FROM offsetdb_ingest_errors").fetchall() == [(0,)]
+    copy.close()
+    origin.close()
+
+
+def test_debezium_envelopes_that_are_wrong_are_kept_and_explained(
+    kafka_broker: Broker, kafka_settings: dict[str, str], tmp_path: Path
+) -> None:
+    topic = make_topic(kafka_broker)
+    good = {"before": None, "after": {"id": 1, "v": "a"}, "op": "c"}
+    produce(
+        kafka_broker,
+        topic,
+        [
+            (0, None, good),
+            (0, None, {"after": {"id": 2}}),  # no op
+            (0, None, {"before": None, "after": None, "op": "c"}),
+            (0, None, {"before": None, "after": {"id": 3}, "op": "x"}),
+            (0, None, {"schema": {"type": "struct", "fields": []}, "payload": [1]}),
+            (0, None, {"before": {"id": 1, "v": "a"}, "after": None, "op": "d"}),
+            (0, None, {"before": None, "after": {"id": 4, "v": "d"}, "op": "r"}),
+            (0, None, None),  # a tombstone: nothing to apply, no error
+        ],
+    )
+    conn = offsetdb.connect(str(tmp_path / "db"), autocommit=True)
+    cursor = conn.cursor()
+    cursor.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+    cursor.execute(f"CREATE SOURCE s FROM KAFKA TOPIC '{topic}' FORMAT DEBEZIUM INTO t WITH (bootstrap = '{kafka_broker.bootstrap}')")
+    wait_until(lambda: has_table(cursor, "offsetdb_source_offsets") and ingested(cursor, "s") == 8, "every record is done")
+    assert cursor.execute("SELECT * FROM t").fetchall() == [(4, "d")]
+    messages = [r[0] for r in cursor.execute("SELECT message FROM offsetdb_ingest_errors ORDER BY kafka_offset").fetchall()]
+    assert len(messages) == 4
+    assert "not a Debezium change envelope" in messages[0]
+    assert "without an after image" in messages[1]
+    assert "unknown Debezium op 'x'" in messages[2]
+    assert "not a Debezium change envelope" in messages[3]
     conn.close()
