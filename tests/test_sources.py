@@ -402,7 +402,14 @@ def test_two_nodes_running_the_same_source_ingest_each_record_once_and_one_takes
     cursor = conn.cursor()
     cursor.execute("CREATE TABLE events (id INTEGER, v TEXT)")  # no key: a duplicate would show
     cursor.execute(f"CREATE SOURCE ev FROM KAFKA TOPIC '{topic}' FORMAT JSON INTO events WITH (batch_rows = 50)")
-    nodes = [_start_worker(url, str(tmp_path / f"node{n}")) for n in range(2)]
+    nodes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "offsetdb.cli", "node", "--db", url, "--data-dir", str(tmp_path / f"node{n}"),
+             "--run-sources", "--status-every", "1"],
+            stdout=subprocess.DEVNULL, stderr=(tmp_path / f"node{n}.log").open("wb"),
+        )  # fmt: skip
+        for n in range(2)
+    ]
     stop = threading.Event()
     total = 1500
     feeding = _keep_producing(kafka_broker, topic, 2, total, stop)
@@ -418,6 +425,8 @@ def test_two_nodes_running_the_same_source_ingest_each_record_once_and_one_takes
 
         wait_until(done, f"all {total} records are in", timeout=180)
         _check_exactly_once(cursor, "ev", total, 2)
+        survivor_log = (tmp_path / "node1.log").read_text()
+        assert "source ev: ingesting" in survivor_log, survivor_log[-2000:]
     finally:
         stop.set()
         feeding.join()
@@ -637,3 +646,25 @@ def test_debezium_envelopes_that_are_wrong_are_kept_and_explained(
     assert "unknown Debezium op 'x'" in messages[2]
     assert "not a Debezium change envelope" in messages[3]
     conn.close()
+
+
+def test_offsetdb_sources_prints_every_source_with_its_lag(
+    kafka_broker: Broker, kafka_settings: dict[str, str], tmp_path: Path
+) -> None:
+    topic = make_topic(kafka_broker, partitions=2)
+    produce(kafka_broker, topic, [(i % 2, None, {"id": i}) for i in range(5)], one_by_one=True)
+    target = str(tmp_path / "db")
+    conn = offsetdb.connect(target, autocommit=True, run_sources=False)
+    conn.cursor().execute("CREATE TABLE t (id INTEGER)")
+    conn.cursor().execute(f"CREATE SOURCE waiting FROM KAFKA TOPIC '{topic}' FORMAT JSON INTO t WITH (bootstrap = '{kafka_broker.bootstrap}')")
+    conn.close()
+    done = subprocess.run(
+        [sys.executable, "-m", "offsetdb.cli", "sources", target], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    header, _, row, *_ = done.stdout.splitlines()
+    cells = dict(zip([h.strip() for h in header.split("|")], [c.strip() for c in row.split("|")], strict=True))
+    assert cells["name"] == "waiting" and cells["topic"] == topic and cells["state"] == "RUNNING"
+    assert cells["partitions"] == "2" and cells["broker_ends"] == "0:3 1:2" and cells["lag"] == "5"
+    assert cells["records"] == "0" and cells["runner"] == "sources are not run by this process"
+    assert "(1 row)" in done.stdout
