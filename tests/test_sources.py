@@ -176,7 +176,7 @@ def test_bad_records_land_in_the_dead_letter_topic_and_ingest_errors_naming_the_
         "SELECT kafka_offset, topic, stage, exception_class, sqlstate, message, kafka_value FROM offsetdb_ingest_errors ORDER BY kafka_offset"
     ).fetchall()
     assert len(errors) == len(BAD_CORPUS)
-    for (key, value, stage, words), error in zip(BAD_CORPUS, errors, strict=True):
+    for (_key, value, stage, words), error in zip(BAD_CORPUS, errors, strict=True):
         assert error[1] == topic and error[2] == stage, error
         assert words in error[5], (words, error[5])
         assert f"offset {error[0]}" in error[5]
@@ -192,7 +192,7 @@ def test_bad_records_land_in_the_dead_letter_topic_and_ingest_errors_naming_the_
         assert headers["__connect.errors.connector.name"] == "it"
         by_offset[int(headers["__connect.errors.offset"])] = (message, headers)
     assert sorted(by_offset) == [e[0] for e in errors]
-    for (key, value, stage, words), error in zip(BAD_CORPUS, errors, strict=True):
+    for (_key, value, stage, words), error in zip(BAD_CORPUS, errors, strict=True):
         message, headers = by_offset[error[0]]
         assert message.value() == encode(value)
         assert headers["__connect.errors.stage"] == stage
@@ -370,7 +370,7 @@ def _kill_rounds(broker: Broker, tmp_path: Path, rounds: int) -> None:
     conn = offsetdb.connect(target, autocommit=True, run_sources=False)
     done_by_killed = ingested(conn.cursor(), "ev")
     conn.close()
-    assert 0 < done_by_killed, "the killed workers ingested nothing: the rounds tested nothing"
+    assert done_by_killed > 0, "the killed workers ingested nothing: the rounds tested nothing"
     conn = offsetdb.connect(target, autocommit=True)  # runs the source to the end
     try:
         _check_exactly_once(conn.cursor(), "ev", total, 2)
