@@ -70,11 +70,16 @@ def headers_of(raw: Any) -> list[tuple[str, bytes | None]]:
     return [(str(k), v.encode() if isinstance(v, str) else v) for k, v in pairs]
 
 
+_DECODE = json.JSONDecoder().decode
+_DECODE_EXACT = json.JSONDecoder(parse_float=decimal.Decimal).decode
+
+
 def _json(data: bytes, what: str, stage: str, table: TableDef) -> Any:
     try:
+        # The decoder itself, on text: json.loads would first guess the bytes' encoding.
         if table._cache.get("has_numeric"):
-            return json.loads(data, parse_float=decimal.Decimal)
-        return json.loads(data)
+            return _DECODE_EXACT(data.decode())
+        return _DECODE(data.decode())
     except (UnicodeDecodeError, ValueError) as e:
         raise RecordError(stage, f"the record's {what} is not valid JSON: {e}", type(e).__name__) from None
 

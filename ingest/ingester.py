@@ -103,6 +103,10 @@ class SourceTransaction(Protocol):
         """Buffer a delete."""
         ...
 
+    def append_rows(self, table: TableDef, rows: list[Row]) -> None:
+        """Buffer inserts of checked primitive rows into a keyless table without UNIQUE."""
+        ...
+
     def system_writes(self) -> contextlib.AbstractContextManager[None]:
         """Allow writes to the ``offsetdb_*`` system tables within the block."""
         ...
@@ -497,7 +501,34 @@ class Ingester:
         insert, update, get, delete = txn.insert, txn.update, txn.get, txn.delete
         # Each record is a statement of its own (its reads see the records before it).
         next_record = txn.begin_statement
+        # APPEND into a table with no key and no UNIQUE constraint needs no per-row check
+        # against other rows: rows are converted straight to their stored form and
+        # handed over in bulk (the same rows and errors as the general path).
+        bulk: list[Row] | None = [] if definition.mode == "APPEND" and table.has_hidden_key and not table.unique else None
+        primitive_row = mapper.primitive_row
         for message in messages:
+            if bulk is not None:
+                partition = message.partition()
+                assert partition is not None
+                tally = counts.get(partition)
+                if tally is None:
+                    tally = counts[partition] = [0, 0, 0, 0]
+                tally[0] = message.offset() or 0
+                tally[1] += 1
+                try:
+                    op = decode(message.key(), message.value())
+                    assert op is not None and op[1] is not None
+                    bulk.append(primitive_row(op[1], message))
+                    tally[2] += 1
+                except RecordError as e:
+                    tally[3] += 1
+                    bad.append(_bad(message, e.stage, e.exception_class, e.message, e.sqlstate))
+                except errors.Error as e:
+                    if not e.deterministic:
+                        raise
+                    tally[3] += 1
+                    bad.append(_bad(message, "TASK_PUT", f"offsetdb.errors.{type(e).__name__}", e.message, e.sqlstate))
+                continue
             next_record()
             partition = message.partition()
             assert partition is not None
@@ -542,6 +573,8 @@ class Ingester:
                     raise
                 tally[3] += 1
                 bad.append(_bad(message, "TASK_PUT", f"offsetdb.errors.{type(e).__name__}", e.message, e.sqlstate))
+        if bulk:
+            txn.append_rows(table, bulk)
         self._write_bookkeeping(txn, definition.name, counts, stored, bad)
         return counts, bad
 

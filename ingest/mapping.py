@@ -23,10 +23,20 @@ from typing import Any
 
 from confluent_kafka import Message
 
+from offsetdb import errors
 from offsetdb.ingest.formats import EPOCH, EPOCH_DATE, Fields, RecordError, headers_of, key_fields
 from offsetdb.materializers.catalog import TableDef
 from offsetdb.materializers.sources import ColumnSource, SourceDefinition
-from offsetdb.types import Kind
+from offsetdb.types import (
+    INT32_MAX,
+    INT32_MIN,
+    INT64_MAX,
+    INT64_MIN,
+    Kind,
+    SqlType,
+    coerce,
+    row_converters,
+)
 
 Row = tuple[Any, ...]
 
@@ -107,6 +117,56 @@ def _metadata(source: ColumnSource, kind: Kind) -> Callable[[Message, Fields | N
     raise AssertionError(origin)
 
 
+# Microseconds and days from 1970 that TIMESTAMP and DATE hold (years 1 to 9999).
+_MICROS = (-62_135_596_800_000_000, 253_402_300_799_999_999)
+_DAYS = (-719_162, 2_932_896)
+
+
+def _primitive_converter(
+    kind: Kind, sql_type: SqlType, name: str, table: str, not_null: bool
+) -> Callable[[Any], Any]:
+    """One column: a JSON value straight to its primitive form (bulk APPEND).
+
+    The usual JSON type goes through one type check; anything else takes the general
+    path (the Kafka JSON conventions, then the column's coercion), so the result is the
+    same as :meth:`RowMapper.row` followed by the table's coercer.
+    """
+    adapt = _ADAPT.get(kind)
+    to_primitive = row_converters((sql_type,))[0]
+
+    def general(value: Any) -> Any:
+        if value is None:
+            if not_null:
+                raise errors.NotNullViolation(
+                    f'null value in column "{name}" of relation "{table}" violates not-null constraint'
+                )
+            return None
+        if adapt is not None:
+            try:
+                value = adapt(value)
+            except (ValueError, TypeError, OverflowError) as e:
+                raise errors.InvalidTextRepresentation(f'column "{name}" of "{table}": {e}') from None
+        return to_primitive((coerce(value, sql_type, name),))[0]
+
+    plain = sql_type.length is None and sql_type.precision is None
+    if kind in (Kind.INTEGER, Kind.BIGINT):
+        lo, hi = (INT32_MIN, INT32_MAX) if kind is Kind.INTEGER else (INT64_MIN, INT64_MAX)
+        return lambda v: v if type(v) is int and lo <= v <= hi else general(v)
+    if kind is Kind.DOUBLE:
+        return lambda v: v if type(v) is float and v == v else general(v)
+    if kind is Kind.TEXT or (kind is Kind.VARCHAR and plain):
+        return lambda v: v if type(v) is str else general(v)
+    if kind is Kind.BOOLEAN:
+        return lambda v: v if type(v) is bool else general(v)
+    if kind is Kind.TIMESTAMP:
+        lo, hi = _MICROS
+        return lambda v: v * 1000 if type(v) is int and lo <= v * 1000 <= hi else general(v)
+    if kind is Kind.DATE:
+        lo, hi = _DAYS
+        return lambda v: v if type(v) is int and lo <= v <= hi else general(v)
+    return general
+
+
 class RowMapper:
     """Builds rows of one table version from decoded fields, per the source's column list."""
 
@@ -134,14 +194,26 @@ class RowMapper:
         self._adapt = [
             (i, _ADAPT[c.type.kind]) for i, c in enumerate(table.columns) if c.type.kind in _ADAPT
         ]
+        self._converters = [
+            _primitive_converter(c.type.kind, c.type, c.name, table.name, c.not_null)
+            for c in table.columns
+        ]
 
-    def row(self, fields: Fields, message: Message) -> Row:
-        """The row the record's fields (and the record itself) make."""
-        get = fields.get
+    def primitive_row(self, fields: Fields, message: Message) -> Row:
+        """The row in primitive form, converted and checked as an insert would (bulk APPEND).
+
+        Raises the column's error (22P02, 23502, 22003, ...) for a value it refuses.
+        """
         if self._plain:
-            values = [get(n) for n in self._names]
-        else:
-            values = [get(n) for n in self._names]
+            get = fields.get
+            return tuple([convert(get(n)) for convert, n in zip(self._converters, self._names, strict=True)])
+        values = self._values(fields, message)
+        return tuple([convert(v) for convert, v in zip(self._converters, values, strict=True)])
+
+    def _values(self, fields: Fields, message: Message) -> list[Any]:
+        get = fields.get
+        values = [get(n) for n in self._names]
+        if not self._plain:
             for i, path in self._fields:
                 values[i] = _walk(fields, path)
             for i, read in self._metadata:
@@ -150,6 +222,11 @@ class RowMapper:
                 key = key_fields(message.key(), self.table)
                 for i, name in self._key_fields:
                     values[i] = key.get(name)
+        return values
+
+    def row(self, fields: Fields, message: Message) -> Row:
+        """The row the record's fields (and the record itself) make."""
+        values = self._values(fields, message)
         for i, adapt in self._adapt:
             value = values[i]
             if value is not None:

@@ -84,11 +84,13 @@ class _Pending:
 
 
 class _TableWrites:
-    __slots__ = ("table", "rows", "unique")
+    __slots__ = ("table", "rows", "unique", "appended")
 
     def __init__(self, table: TableDef) -> None:
         self.table = table
         self.rows: dict[bytes, _Pending] = {}
+        # Rows of a keyless table appended in bulk (primitive form, see append_rows).
+        self.appended: list[tuple[Any, ...]] = []
         # Per UNIQUE constraint: encoded values -> key of the pending row holding them.
         self.unique: list[dict[bytes, bytes]] = [{} for _ in table.unique]
 
@@ -310,6 +312,21 @@ class Transaction:
             pending.after = row
         return key
 
+    def append_rows(self, table: TableDef, rows: list[tuple[Any, ...]]) -> None:
+        """Buffer INSERTs of rows already in *primitive* form into a keyless table (bulk path).
+
+        For an ingester's APPEND batches: the caller converted and checked each row
+        (types, NOT NULL; the row-image encoder checks every value's type again before
+        anything reaches the log), so nothing is done per row here. Only for tables
+        without a primary key and without UNIQUE constraints, which need no per-row
+        check; the rows are not seen by this transaction's own later reads.
+        """
+        if table.name[:9] == _SYSTEM_PREFIX and not self._system:
+            raise _system_table_error(table.name)
+        if not table.has_hidden_key or table.unique:
+            raise errors.InternalError(f'rows of "{table.name}" need per-row checks; use insert')
+        self._table_writes(table).appended.extend(rows)
+
     def update(self, table: TableDef, key: bytes, row: Row) -> bytes:
         """Buffer an UPDATE of the row at ``key``; returns its key (new if the PK changed).
 
@@ -442,13 +459,13 @@ class Transaction:
     @property
     def has_writes(self) -> bool:
         """Whether committing needs a log record (read-only transactions never abort)."""
-        return bool(self._ddl) or any(w.rows for w in self._writes.values())
+        return bool(self._ddl) or any(w.rows or w.appended for w in self._writes.values())
 
     def build_record(self) -> dict[str, Any]:
         """The ``Transaction`` log record body for this transaction's commit."""
         tables = []
         for writes in self._writes.values():
-            if not writes.rows:
+            if not writes.rows and not writes.appended:
                 continue
             table = writes.table
             to_primitive, _ = table.converters()
@@ -471,6 +488,10 @@ class Transaction:
                     keys.append(key)
                     images.append(pending.before)
                     images.append(_plain(table, to_primitive(pending.after)))
+            if writes.appended:
+                ops.extend(["INSERT"] * len(writes.appended))
+                keys.extend([b""] * len(writes.appended))
+                images.extend(writes.appended)
             tables.append(
                 {
                     "table": table.name,
