@@ -207,13 +207,11 @@ class Ingester:
         host: SourceHost,
         stop: threading.Event,
         on_batch: Callable[[IngesterStats], None] | None = None,
-        registry_factory: Callable[[str], Any] | None = None,
     ) -> None:
         self.name = name
         self._host = host
         self._stop = stop
         self._on_batch = on_batch
-        self._registry_factory = registry_factory
         self.stats = IngesterStats()
         self._consumer: Consumer | None = None
         self._dlq: DeadLetterProducer | None = None
@@ -285,9 +283,11 @@ class Ingester:
                 _for_client(settings, "producer"),
                 definition.dlq_topic, self.name, host.timeout,
             )
-        if definition.format == "AVRO" and self._registry_factory is not None:
+        if definition.format == "AVRO":
+            from offsetdb.ingest.avro import registry_for
+
             assert definition.schema_registry is not None
-            self._registry = self._registry_factory(definition.schema_registry)
+            self._registry = registry_for(definition.schema_registry)
         self._partitions = self._wait_for_partitions(definition.topic)
         if not self._partitions:
             return  # stopped while waiting

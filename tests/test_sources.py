@@ -668,3 +668,66 @@ def test_offsetdb_sources_prints_every_source_with_its_lag(
     assert cells["partitions"] == "2" and cells["broker_ends"] == "0:3 1:2" and cells["lag"] == "5"
     assert cells["records"] == "0" and cells["runner"] == "sources are not run by this process"
     assert "(1 row)" in done.stdout
+
+
+# --- Avro (Confluent wire format; confluent-kafka's in-process mock:// registry) -----------
+
+
+def test_avro_records_are_decoded_with_their_registered_schemas_and_bad_ones_kept(
+    kafka_broker: Broker, kafka_settings: dict[str, str], tmp_path: Path
+) -> None:
+    # No schema registry server can be installed here: the tests use confluent-kafka's
+    # mock:// registry, which keeps schemas in the client object; the source uses the
+    # process's client for the same URL (offsetdb.ingest.avro.registry_for), so it sees them.
+    import decimal
+
+    from offsetdb.ingest.avro import registry_for
+    from offsetdb.schemas.confluent import AvroEncoder, frame, value_subject
+
+    topic = make_topic(kafka_broker)
+    url = f"mock://sources-{uuid.uuid4().hex[:8]}"
+    registry = registry_for(url)
+    v1 = {
+        "type": "record", "name": "Reading", "fields": [
+            {"name": "sensor", "type": "string"},
+            {"name": "value", "type": {"type": "bytes", "logicalType": "decimal", "precision": 8, "scale": 2}},
+            {"name": "at", "type": {"type": "long", "logicalType": "timestamp-millis"}},
+            {"name": "day", "type": {"type": "int", "logicalType": "date"}},
+            {"name": "note", "type": ["null", "string"], "default": None},
+        ],
+    }  # fmt: skip
+    v2 = {"type": "record", "name": "Reading", "fields": [*v1["fields"], {"name": "unit", "type": "string", "default": "C"}]}
+    encode_v1 = AvroEncoder(registry, value_subject(topic), v1)
+    encode_v2 = AvroEncoder(registry, value_subject(topic), v2)
+    import datetime as dt
+
+    at = dt.datetime(2024, 5, 6, 7, 8, 9, 123000, tzinfo=dt.UTC)
+    good = [
+        encode_v1({"sensor": "a", "value": decimal.Decimal("12.50"), "at": at, "day": dt.date(2024, 5, 6), "note": None}),
+        encode_v2({"sensor": "b", "value": decimal.Decimal("-1.25"), "at": at, "day": dt.date(2024, 5, 7), "note": "x", "unit": "F"}),
+    ]
+    bad = [
+        (frame(987654, b"\x02a"), "schema id 987654 is not in the schema registry"),
+        (b"plain text", "not in the Confluent Avro wire format"),
+        (good[0][:8], "does not decode with schema id"),
+        (encode_v1({"sensor": "c", "value": decimal.Decimal("1"), "at": at, "day": dt.date(2024, 1, 1), "note": None})[:5] + b"\x00", "does not decode"),
+    ]
+    produce(kafka_broker, topic, [(0, None, v) for v in good] + [(0, None, v) for v, _ in bad])
+    conn = offsetdb.connect(str(tmp_path / "db"), autocommit=True)
+    cursor = conn.cursor()
+    cursor.execute("CREATE TABLE readings (sensor TEXT NOT NULL, value NUMERIC(8,2), at TIMESTAMP, day DATE, note TEXT, unit TEXT)")
+    cursor.execute(
+        f"CREATE SOURCE r FROM KAFKA TOPIC '{topic}' FORMAT AVRO INTO readings "
+        f"WITH (bootstrap = '{kafka_broker.bootstrap}', schema_registry = '{url}')"
+    )
+    wait_until(lambda: has_table(cursor, "offsetdb_source_offsets") and ingested(cursor, "r") == len(good) + len(bad), "every record is done")
+    rows = cursor.execute("SELECT sensor, value, at, day, note, unit FROM readings ORDER BY sensor").fetchall()
+    assert rows == [
+        ("a", decimal.Decimal("12.50"), dt.datetime(2024, 5, 6, 7, 8, 9, 123000), dt.date(2024, 5, 6), None, None),
+        ("b", decimal.Decimal("-1.25"), dt.datetime(2024, 5, 6, 7, 8, 9, 123000), dt.date(2024, 5, 7), "x", "F"),
+    ]
+    errors = cursor.execute("SELECT stage, sqlstate, message FROM offsetdb_ingest_errors ORDER BY kafka_offset").fetchall()
+    assert len(errors) == len(bad)
+    for (stage, sqlstate, message), (_, words) in zip(errors, bad, strict=True):
+        assert stage == "VALUE_CONVERTER" and sqlstate == "22P03" and words in message, message
+    conn.close()
