@@ -1,4 +1,4 @@
-"""The ``ingest`` workload: a Kafka topic of JSON events into a queryable table.
+"""The ``ingest`` workload: a Kafka topic of JSON (and Avro) events into a queryable table.
 
 The topic (4 partitions) is filled first, untimed, with ``--ingest-records`` events of
 six columns (``id BIGINT, user_id INTEGER, kind TEXT, amount DOUBLE PRECISION, at
@@ -51,20 +51,48 @@ def _event(i: int) -> bytes:
     ).encode()  # fmt: skip
 
 
-def _fill(bootstrap: str, settings: dict[str, str], count: int) -> str:
+AVRO_SCHEMA = {
+    "type": "record", "name": "Event", "fields": [
+        {"name": "id", "type": "long"}, {"name": "user_id", "type": "int"},
+        {"name": "kind", "type": "string"}, {"name": "amount", "type": "double"},
+        {"name": "at", "type": "long"}, {"name": "note", "type": "string"},
+    ],
+}  # fmt: skip
+# confluent-kafka's in-process registry: the source runs in this process and asks the same
+# client (offsetdb.ingest.avro.registry_for), so no registry server is needed.
+REGISTRY = f"mock://bench-{uuid.uuid4().hex[:8]}"
+
+
+def _avro_encoder(topic: str) -> Any:
+    from offsetdb.ingest.avro import registry_for
+    from offsetdb.schemas.confluent import AvroEncoder, value_subject
+
+    encoder = AvroEncoder(registry_for(REGISTRY), value_subject(topic), AVRO_SCHEMA)
+
+    def encode(i: int) -> bytes:
+        return encoder(
+            {"id": i, "user_id": i % 1000, "kind": ("click", "view", "buy")[i % 3], "amount": i / 7,
+             "at": 1_700_000_000_000 + i, "note": f"event number {i}"}
+        )  # fmt: skip
+
+    return encode
+
+
+def _fill(bootstrap: str, settings: dict[str, str], count: int, fmt: str = "json") -> str:
     from confluent_kafka import Producer
     from confluent_kafka.admin import AdminClient, NewTopic
 
-    topic = f"bench-ingest-{uuid.uuid4().hex[:8]}"
+    topic = f"bench-ingest-{fmt}-{uuid.uuid4().hex[:8]}"
+    event = _avro_encoder(topic) if fmt == "avro" else _event
     admin = AdminClient({"bootstrap.servers": bootstrap})
     admin.create_topics([NewTopic(topic, PARTITIONS, 1)])[topic].result(30)
     producer = Producer(
         {"bootstrap.servers": bootstrap, "linger.ms": 20, "batch.num.messages": 10_000,
          "queue.buffering.max.messages": 2_000_000}
     )  # fmt: skip
-    progress = Progress("ingest: filling the topic", count, "records")
+    progress = Progress(f"ingest: filling the {fmt} topic", count, "records")
     for i in range(count):
-        producer.produce(topic, _event(i), partition=i % PARTITIONS)
+        producer.produce(topic, event(i), partition=i % PARTITIONS)
         if i % 10_000 == 9_999:
             producer.poll(0)
             progress.update(i + 1)
@@ -80,20 +108,23 @@ def _ingested(cursor: Any) -> int:
     return int(cursor.execute("SELECT coalesce(sum(records), 0) FROM offsetdb_source_offsets").fetchall()[0][0])
 
 
-def _offsetdb_throughput(run: EngineRun, bootstrap: str, settings: dict[str, str], topic: str, count: int) -> Result:
+def _offsetdb_throughput(
+    run: EngineRun, bootstrap: str, settings: dict[str, str], topic: str, count: int, fmt: str = "json"
+) -> Result:
     import offsetdb
 
-    conn = offsetdb.connect(str(run.workdir / "ingest"), autocommit=True, synchronous="normal", kafka=settings)
+    conn = offsetdb.connect(str(run.workdir / f"ingest-{fmt}"), autocommit=True, synchronous="normal", kafka=settings)
     try:
         cursor = conn.cursor()
         cursor.execute(
             "CREATE TABLE events (id BIGINT, user_id INTEGER, kind TEXT, amount DOUBLE PRECISION, at TIMESTAMP, note TEXT)"
         )
-        progress = Progress("ingest_json offsetdb", count, "records")
+        progress = Progress(f"ingest_{fmt} offsetdb", count, "records")
+        registry = f", schema_registry = '{REGISTRY}'" if fmt == "avro" else ""
         cpu, began = _cpu(), time.perf_counter()
         cursor.execute(
-            f"CREATE SOURCE ev FROM KAFKA TOPIC '{topic}' FORMAT JSON INTO events "
-            f"WITH (bootstrap = '{bootstrap}', batch_rows = {BATCH})"
+            f"CREATE SOURCE ev FROM KAFKA TOPIC '{topic}' FORMAT {fmt.upper()} INTO events "
+            f"WITH (bootstrap = '{bootstrap}', batch_rows = {BATCH}{registry})"
         )
         while (done := _ingested(cursor)) < count:
             progress.update(done)
@@ -104,7 +135,7 @@ def _offsetdb_throughput(run: EngineRun, bootstrap: str, settings: dict[str, str
     finally:
         conn.close()
     return Result(
-        workload="ingest_json", engine="offsetdb", unit="records/s", ops=count, seconds=seconds,
+        workload=f"ingest_{fmt}", engine="offsetdb", unit="records/s", ops=count, seconds=seconds,
         throughput=count / seconds, latency_of="(none: a backlog drained)",
         params={"records": count, "partitions": PARTITIONS, "batch_rows": BATCH},
         check=rows, expected=count,
@@ -112,10 +143,19 @@ def _offsetdb_throughput(run: EngineRun, bootstrap: str, settings: dict[str, str
     )  # fmt: skip
 
 
-def _sqlite_throughput(run: EngineRun, bootstrap: str, settings: dict[str, str], topic: str, count: int) -> Result:
+def _sqlite_throughput(
+    run: EngineRun, bootstrap: str, settings: dict[str, str], topic: str, count: int, fmt: str = "json"
+) -> Result:
     from confluent_kafka import Consumer, TopicPartition
 
-    db = sqlite3.connect(run.workdir / "ingest.sqlite3", isolation_level=None)
+    if fmt == "avro":
+        from offsetdb.ingest.avro import registry_for
+        from offsetdb.schemas.confluent import AvroDecoder
+
+        decode: Any = AvroDecoder(registry_for(REGISTRY))
+    else:
+        decode = json.loads
+    db = sqlite3.connect(run.workdir / f"ingest-{fmt}.sqlite3", isolation_level=None)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=NORMAL")
     db.execute("CREATE TABLE events (id BIGINT, user_id INTEGER, kind TEXT, amount DOUBLE PRECISION, at TIMESTAMP, note TEXT)")
@@ -124,7 +164,7 @@ def _sqlite_throughput(run: EngineRun, bootstrap: str, settings: dict[str, str],
         {"bootstrap.servers": bootstrap, "group.id": "bench-sqlite", "enable.auto.commit": False,
          **{k: v for k, v in settings.items() if k.startswith("fetch.")}}
     )  # fmt: skip
-    progress = Progress("ingest_json sqlite3", count, "records")
+    progress = Progress(f"ingest_{fmt} sqlite3", count, "records")
     cpu, began = _cpu(), time.perf_counter()
     consumer.assign([TopicPartition(topic, p, 0) for p in range(PARTITIONS)])
     done = 0
@@ -136,7 +176,7 @@ def _sqlite_throughput(run: EngineRun, bootstrap: str, settings: dict[str, str],
         rows = []
         positions: dict[int, int] = {}
         for message in messages:
-            event = json.loads(message.value())
+            event = decode(message.value())
             rows.append(tuple(event.get(n) for n in names))
             positions[message.partition() or 0] = (message.offset() or 0) + 1
         db.execute("BEGIN")
@@ -151,7 +191,7 @@ def _sqlite_throughput(run: EngineRun, bootstrap: str, settings: dict[str, str],
     rows_in = db.execute("SELECT count(*) FROM events").fetchone()[0]
     db.close()
     return Result(
-        workload="ingest_json", engine="sqlite3", unit="records/s", ops=count, seconds=seconds,
+        workload=f"ingest_{fmt}", engine="sqlite3", unit="records/s", ops=count, seconds=seconds,
         throughput=count / seconds, latency_of="(none: a backlog drained)",
         params={"records": count, "partitions": PARTITIONS, "batch_rows": BATCH},
         check=rows_in, expected=count,
@@ -254,12 +294,13 @@ def ingest(run: EngineRun, sizes: Sizes) -> list[Result]:
     backend = start_broker(Path(tempfile.mkdtemp(prefix="bench-ingest-broker-", dir=run.workdir)), {})
     bootstrap, settings = backend.bootstrap, dict(backend.client_settings)
     try:
-        topic = _fill(bootstrap, settings, sizes.ingest_records)
-        if engine.name == "sqlite3":
-            return [_sqlite_throughput(run, bootstrap, settings, topic, sizes.ingest_records)]
-        return [
-            _offsetdb_throughput(run, bootstrap, settings, topic, sizes.ingest_records),
-            _offsetdb_lag(run, bootstrap, settings, sizes.ingest_rate, sizes.ingest_seconds),
-        ]
+        results = []
+        for fmt in ("json", "avro"):
+            topic = _fill(bootstrap, settings, sizes.ingest_records, fmt)
+            measure = _sqlite_throughput if engine.name == "sqlite3" else _offsetdb_throughput
+            results.append(measure(run, bootstrap, settings, topic, sizes.ingest_records, fmt))
+        if engine.name == "offsetdb":
+            results.append(_offsetdb_lag(run, bootstrap, settings, sizes.ingest_rate, sizes.ingest_seconds))
+        return results
     finally:
         backend.stop()

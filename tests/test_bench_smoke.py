@@ -192,10 +192,14 @@ def test_bench_measures_kafka_ingestion_when_asked(tmp_path: Path) -> None:
         tmp_path, "--only", "ingest", "--ingest-records", "3000", "--ingest-rate", "500", "--ingest-seconds", "2"
     )
     results = {(r["workload"], r["engine"]): r for r in document["results"]}
-    assert set(results) == {("ingest_json", "offsetdb"), ("ingest_lag", "offsetdb"), ("ingest_json", "sqlite3")}
-    for engine in ("offsetdb", "sqlite3"):
-        throughput = results[("ingest_json", engine)]
-        assert throughput["error"] is None and throughput["check"] == 3000 and throughput["throughput"] > 0
-        assert throughput["details"]["cpu_seconds"] > 0
+    assert set(results) == {
+        ("ingest_json", "offsetdb"), ("ingest_avro", "offsetdb"), ("ingest_lag", "offsetdb"),
+        ("ingest_json", "sqlite3"), ("ingest_avro", "sqlite3"),
+    }  # fmt: skip
+    for workload in ("ingest_json", "ingest_avro"):
+        for engine in ("offsetdb", "sqlite3"):
+            throughput = results[(workload, engine)]
+            assert throughput["error"] is None and throughput["check"] == 3000 and throughput["throughput"] > 0
+            assert throughput["details"]["cpu_seconds"] > 0
     lag = results[("ingest_lag", "offsetdb")]
     assert lag["error"] is None and lag["check"] == 1000 and lag["p99_ms"] >= lag["p50_ms"] > 0
