@@ -239,6 +239,10 @@ class Ingester:
                 self.stats.last_error = message
                 self.stats.state = f"retrying: {message}"
                 logger.warning("source %s: %s (retrying in %.1fs)", self.name, message, backoff)
+            except Exception as e:  # a bug: shown in offsetdb_sources and retried, never silent
+                self.stats.last_error = f"{type(e).__name__}: {e}"
+                self.stats.state = f"failed: {self.stats.last_error}"
+                logger.exception("source %s failed (retrying in %.1fs)", self.name, backoff)
             finally:
                 self._close()
             self._stop.wait(backoff)

@@ -64,8 +64,28 @@ def _bytes(value: Any) -> Any:
 
 def _text(value: Any) -> Any:
     if isinstance(value, (dict, list)):
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+        value = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    if type(value) is str and not _storable(value):
+        _refuse_text(value)
     return value
+
+
+def _storable(text: str) -> bool:
+    """Whether PostgreSQL could hold ``text``: no NUL, no lone surrogate (JSON can say both)."""
+    if "\x00" in text:
+        return False
+    if text.isascii():
+        return True
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _refuse_text(text: str) -> None:
+    what = "0x00" if "\x00" in text else "a lone surrogate in the text"
+    raise errors.CharacterNotInRepertoire(f'invalid byte sequence for encoding "UTF8": {what}')
 
 
 _ADAPT: dict[Kind, Callable[[Any], Any]] = {
@@ -155,7 +175,7 @@ def _primitive_converter(
     if kind is Kind.DOUBLE:
         return lambda v: v if type(v) is float and v == v else general(v)
     if kind is Kind.TEXT or (kind is Kind.VARCHAR and plain):
-        return lambda v: v if type(v) is str else general(v)
+        return lambda v: v if type(v) is str and _storable(v) else general(v)
     if kind is Kind.BOOLEAN:
         return lambda v: v if type(v) is bool else general(v)
     if kind is Kind.TIMESTAMP:

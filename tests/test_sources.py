@@ -145,6 +145,8 @@ BAD_CORPUS: list[tuple[Any, Any, str, str]] = [
     (None, {"id": 109, "code": "ok", "blob": "***"}, "TASK_PUT", "base64"),
     (None, {"id": 2**40, "code": "big"}, "TASK_PUT", "integer out of range"),
     (None, {"id": 111, "code": "x" * 100_000}, "TASK_PUT", "value too long for type character varying(5)"),
+    (None, {"id": 112, "code": "n1", "doc": "a\u0000b"}, "TASK_PUT", 'invalid byte sequence for encoding "UTF8": 0x00'),
+    (None, b'{"id": 113, "code": "n2", "doc": "\\ud800"}', "TASK_PUT", "a lone surrogate"),
 ]
 
 
