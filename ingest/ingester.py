@@ -629,9 +629,18 @@ def _bad(message: Message, stage: str, exception_class: str, text: str, sqlstate
         headers=tuple(headers_of(message.headers())),
         stage=stage,
         exception_class=exception_class,
-        message=f"{text} (topic {topic}, partition {partition}, offset {offset})",
+        message=_storable_text(f"{text} (topic {topic}, partition {partition}, offset {offset})"),
         sqlstate=sqlstate,
     )
+
+
+def _storable_text(text: str) -> str:
+    """``text`` with what a TEXT column and a header cannot hold escaped.
+
+    An error message may quote the bad value itself (a NUL, a lone surrogate from a JSON
+    escape); kept as it is, the error row would fail the whole batch, again and again.
+    """
+    return text.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _error_row(source: str, record: BadRecord) -> Row:

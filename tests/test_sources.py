@@ -147,6 +147,7 @@ BAD_CORPUS: list[tuple[Any, Any, str, str]] = [
     (None, {"id": 111, "code": "x" * 100_000}, "TASK_PUT", "value too long for type character varying(5)"),
     (None, {"id": 112, "code": "n1", "doc": "a\u0000b"}, "TASK_PUT", 'invalid byte sequence for encoding "UTF8": 0x00'),
     (None, b'{"id": 113, "code": "n2", "doc": "\\ud800"}', "TASK_PUT", "a lone surrogate"),
+    (None, b'{"id": "\\ud800\\u0000", "code": "n3"}', "TASK_PUT", 'invalid input syntax for type integer: "\\ud800\\x00"'),
 ]
 
 
@@ -739,4 +740,27 @@ def test_avro_records_are_decoded_with_their_registered_schemas_and_bad_ones_kep
     assert len(errors) == len(bad)
     for (stage, sqlstate, message), (_, words) in zip(errors, bad, strict=True):
         assert stage == "VALUE_CONVERTER" and sqlstate == "22P03" and words in message, message
+    conn.close()
+
+
+def test_start_latest_ingests_only_what_arrives_after_the_source_starts(
+    kafka_broker: Broker, kafka_settings: dict[str, str], tmp_path: Path
+) -> None:
+    topic = make_topic(kafka_broker)
+    # one record per produce: Tansu's high watermark is wrong after multi-record batches
+    produce(kafka_broker, topic, [(0, None, {"id": i}) for i in range(5)], one_by_one=True)
+    conn = offsetdb.connect(str(tmp_path / "db"), autocommit=True)
+    cursor = conn.cursor()
+    cursor.execute("CREATE TABLE t (id INTEGER)")
+    cursor.execute(
+        f"CREATE SOURCE s FROM KAFKA TOPIC '{topic}' FORMAT JSON INTO t WITH (bootstrap = '{kafka_broker.bootstrap}', start = 'latest')"
+    )
+    wait_until(
+        lambda: has_table(cursor, "offsetdb_source_offsets")
+        and cursor.execute("SELECT next_offset, records FROM offsetdb_source_offsets").fetchall() == [(5, 0)],
+        "the starting position is committed",
+    )
+    produce(kafka_broker, topic, [(0, None, {"id": i}) for i in range(5, 8)], one_by_one=True)
+    wait_until(lambda: ingested(cursor, "s") == 3, "the 3 new records are in")
+    assert cursor.execute("SELECT id FROM t ORDER BY id").fetchall() == [(5,), (6,), (7,)]
     conn.close()
