@@ -509,30 +509,10 @@ class Ingester:
         # against other rows: rows are converted straight to their stored form and
         # handed over in bulk (the same rows and errors as the general path).
         bulk: list[Row] | None = [] if definition.mode == "APPEND" and table.has_hidden_key and not table.unique else None
-        primitive_row = mapper.primitive_row
+        if bulk is not None:
+            self._write_bulk(messages, decode, mapper, bulk, counts, bad)
+            messages = []
         for message in messages:
-            if bulk is not None:
-                partition = message.partition()
-                assert partition is not None
-                tally = counts.get(partition)
-                if tally is None:
-                    tally = counts[partition] = [0, 0, 0, 0]
-                tally[0] = message.offset() or 0
-                tally[1] += 1
-                try:
-                    op = decode(message.key(), message.value())
-                    assert op is not None and op[1] is not None
-                    bulk.append(primitive_row(op[1], message))
-                    tally[2] += 1
-                except RecordError as e:
-                    tally[3] += 1
-                    bad.append(_bad(message, e.stage, e.exception_class, e.message, e.sqlstate))
-                except errors.Error as e:
-                    if not e.deterministic:
-                        raise
-                    tally[3] += 1
-                    bad.append(_bad(message, "TASK_PUT", f"offsetdb.errors.{type(e).__name__}", e.message, e.sqlstate))
-                continue
             next_record()
             partition = message.partition()
             assert partition is not None
@@ -581,6 +561,45 @@ class Ingester:
             txn.append_rows(table, bulk)
         self._write_bookkeeping(txn, definition.name, counts, stored, bad)
         return counts, bad
+
+    @staticmethod
+    def _write_bulk(
+        messages: list[Message],
+        decode: Decoder,
+        mapper: RowMapper,
+        rows: list[Row],
+        counts: dict[int, list[int]],
+        bad: list[BadRecord],
+    ) -> None:
+        """The bulk APPEND loop: rows in stored form, then the per-partition tallies."""
+        primitive_row = mapper.primitive_row
+        append = rows.append
+        failed: set[int] = set()
+        for position, message in enumerate(messages):
+            try:
+                op = decode(message.key(), message.value())
+                assert op is not None and op[1] is not None
+                append(primitive_row(op[1], message))
+            except RecordError as e:
+                failed.add(position)
+                bad.append(_bad(message, e.stage, e.exception_class, e.message, e.sqlstate))
+            except errors.Error as e:
+                if not e.deterministic:
+                    raise
+                failed.add(position)
+                bad.append(_bad(message, "TASK_PUT", f"offsetdb.errors.{type(e).__name__}", e.message, e.sqlstate))
+        for position, message in enumerate(messages):
+            partition = message.partition()
+            assert partition is not None
+            tally = counts.get(partition)
+            if tally is None:
+                tally = counts[partition] = [0, 0, 0, 0]
+            tally[0] = message.offset() or 0
+            tally[1] += 1
+            if position in failed:
+                tally[3] += 1
+            else:
+                tally[2] += 1
 
     def _write_bookkeeping(
         self,

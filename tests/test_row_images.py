@@ -54,3 +54,13 @@ def test_a_value_of_the_wrong_type_never_reaches_the_log(kind: Kind, value: obje
     table = TableDef("t", (Column("v", SqlType(kind), not_null=True),), table_id=9)
     with pytest.raises(errors.InternalError, match='column "v"'):
         encode_images(table, [(value,)])
+
+
+def test_the_unrolled_varint_equals_the_reference_loop() -> None:
+    from offsetdb.schemas.codec import _long, _zigzag
+
+    rng = random.Random(3)
+    values = [0, 1, -1, 63, 64, -64, -65, 8191, 8192, -8193, 2**20, 2**27, 2**28, 2**35, 2**55, 2**56, 2**62, 2**63 - 1, -(2**63)]
+    values += [rng.randint(-(2**63), 2**63 - 1) >> rng.randint(0, 63) for _ in range(50_000)]
+    for value in values:
+        assert _long(value) == _zigzag(value), value

@@ -322,19 +322,41 @@ def test_source_statements_are_checked_and_system_tables_are_read_only(tmp_path:
 # --- crashes -----------------------------------------------------------------------------
 
 
-def _start_worker(target: str, data_dir: str | None = None) -> subprocess.Popen[bytes]:
-    command = [sys.executable, WORKER, target] + ([data_dir] if data_dir else [])
-    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+class Worker:
+    """A source_worker.py process and the lines it printed (read by a thread)."""
+
+    def __init__(self, target: str, data_dir: str | None = None) -> None:
+        command = [sys.executable, WORKER, target] + ([data_dir] if data_dir else [])
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line.strip())
+
+    def ingested(self) -> int:
+        counts = [int(line.split()[1]) for line in list(self.lines) if line.startswith("ingested ") and line.split()[1].isdigit()]
+        return counts[-1] if counts else 0
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+        self._reader.join(10)
 
 
-def _keep_producing(broker: Broker, topic: str, partitions: int, total: int, stop: threading.Event) -> threading.Thread:
+def _keep_producing(
+    broker: Broker, topic: str, partitions: int, total: int, stop: threading.Event, pause: float = 0.02
+) -> threading.Thread:
     def run() -> None:
         p = producer(broker)
         for i in range(total):
             p.produce(topic, json.dumps({"id": i, "v": f"v{i}"}).encode(), partition=i % partitions)
             if i % 50 == 49:
                 p.flush(30)
-                if stop.wait(0.02):
+                if stop.wait(pause):
                     break
         p.flush(30)
 
@@ -357,7 +379,7 @@ def _check_exactly_once(cursor: Any, source: str, total: int, partitions: int) -
 def _kill_rounds(broker: Broker, tmp_path: Path, rounds: int) -> None:
     topic = make_topic(broker, partitions=2)
     target = str(tmp_path / "db")
-    conn = offsetdb.connect(target, autocommit=True)
+    conn = offsetdb.connect(target, autocommit=True, run_sources=False)  # only the workers ingest
     cursor = conn.cursor()
     cursor.execute("CREATE TABLE events (id INTEGER PRIMARY KEY, v TEXT NOT NULL)")
     cursor.execute(
@@ -365,16 +387,23 @@ def _kill_rounds(broker: Broker, tmp_path: Path, rounds: int) -> None:
         f"WITH (bootstrap = '{broker.bootstrap}', batch_rows = 40)"
     )
     conn.close()
-    total = 3000
+    total = 750 * rounds  # produced over about 1.5 s per round, while the rounds run
     stop = threading.Event()
-    feeding = _keep_producing(broker, topic, 2, total, stop)
+    feeding = _keep_producing(broker, topic, 2, total, stop, pause=0.1)
     rng = random.Random(rounds)
     try:
-        for _ in range(rounds):
-            worker = _start_worker(target)
-            time.sleep(rng.uniform(0.3, 2.5))
-            worker.send_signal(signal.SIGKILL)
-            worker.wait()
+        for round_number in range(rounds):
+            worker = Worker(target)
+            try:
+                wait_until(lambda w=worker: "ready" in w.lines, "the worker opened the database")
+                if round_number == rounds - 1:
+                    # At least this round is killed after a commit, so the test tests one.
+                    wait_until(
+                        lambda w=worker: w.ingested() > 0 or not feeding.is_alive(), "the worker ingested a batch"
+                    )
+                time.sleep(rng.uniform(0.0, 2.0))
+            finally:
+                worker.kill()
     finally:
         feeding.join()
     conn = offsetdb.connect(target, autocommit=True, run_sources=False)
