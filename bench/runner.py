@@ -154,6 +154,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="commits/s of the cdc latency measurement (default: %(default)s)",
     )
     parser.add_argument(
+        "--ingest-records", type=_positive, default=defaults.ingest_records,
+        help="JSON records the ingest workload's source drains (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--ingest-rate", type=_positive, default=defaults.ingest_rate,
+        help="records/s produced for the ingest delay measurement (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--ingest-seconds", type=float, default=defaults.ingest_seconds,
+        help="how long the ingest delay measurement produces (default: %(default)s)",
+    )
+    parser.add_argument(
         "--only",
         action="append",
         metavar="NAME[,NAME]",
@@ -207,8 +219,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _selected(only: list[str] | None) -> list[str]:
     names = [w.name for w in WORKLOADS]
     if not only:
-        # cdc needs a broker and publishes to it: it runs when named (--only cdc).
-        return [n for n in names if n != "cdc"]
+        # cdc and ingest need a broker and fill it: they run when named (--only cdc).
+        return [n for n in names if n not in ("cdc", "ingest")]
     wanted = [n.strip() for item in only for n in item.split(",") if n.strip()]
     unknown = [n for n in wanted if n not in names]
     if unknown:
@@ -269,6 +281,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         cdc_events=args.cdc_events,
         cdc_commits=args.cdc_commits,
         cdc_rate=args.cdc_rate,
+        ingest_records=args.ingest_records,
+        ingest_rate=args.ingest_rate,
+        ingest_seconds=args.ingest_seconds,
     )
     if args.tmpdir is not None:
         args.tmpdir.mkdir(parents=True, exist_ok=True)

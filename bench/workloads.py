@@ -84,6 +84,11 @@ class Sizes:
     cdc_events: int = 100_000
     cdc_commits: int = 2_500
     cdc_rate: int = 500
+    # ingest: JSON records in the topic before the source drains them (the 1 M);
+    # then records/s produced at a fixed rate for the delay measurement.
+    ingest_records: int = 1_000_000
+    ingest_rate: int = 20_000
+    ingest_seconds: float = 10.0
 
 
 @dataclass
@@ -415,6 +420,12 @@ def _cdc(run: EngineRun, sizes: Sizes) -> list[Result]:
     return cdc(run, sizes)
 
 
+def _ingest(run: EngineRun, sizes: Sizes) -> list[Result]:
+    from bench.ingest import ingest  # imports this module: deferred
+
+    return ingest(run, sizes)
+
+
 WORKLOADS: tuple[Workload, ...] = (
     Workload("bulk_load", "executemany, one commit per batch", bulk_load),
     Workload("autocommit_1t", "single-row autocommit INSERTs, 1 thread", autocommit_one_thread),
@@ -427,4 +438,5 @@ WORKLOADS: tuple[Workload, ...] = (
         "contention", "2-row read-modify-write transactions, hot keys 10,000 -> 1", contention
     ),
     Workload("cdc", "CDC publisher: events/s from a backlog, commit-to-published latency", _cdc),
+    Workload("ingest", "Kafka source: JSON records/s into queryable rows, delay at a fixed rate", _ingest),
 )

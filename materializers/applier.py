@@ -596,7 +596,10 @@ class Materializer:
             if group.created_here:
                 continue  # created by this very transaction: nothing concurrent to meet
             prefix = table_prefix(table.table_id)
+            hidden = table.has_hidden_key
             for op, key in zip(group.ops, group.keys, strict=True):
+                if hidden and op == "INSERT":
+                    continue  # a hidden row id is this record's offset: no version can exist
                 version = rows.latest(prefix + key)
                 if version is None:
                     if op != "INSERT":

@@ -130,8 +130,13 @@ def _add_database_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _connect(args: argparse.Namespace, database: str | None, autocommit: bool) -> offsetdb.Connection:
-    """Open the database the arguments name, with the config file's settings."""
+def _connect(
+    args: argparse.Namespace, database: str | None, autocommit: bool, **overrides: Any
+) -> offsetdb.Connection:
+    """Open the database the arguments name, with the config file's settings.
+
+    ``overrides`` are settings the command decides (None: the config file's, or the default).
+    """
     try:
         node = load_node_config(args.config) if args.config else NodeConfig(None, None, {})
     except ValueError as e:
@@ -142,7 +147,8 @@ def _connect(args: argparse.Namespace, database: str | None, autocommit: bool) -
         if args.data_dir:
             raise errors.InterfaceError("--data-dir is for kafka:// URLs; name the directory itself")
         data_dir = None
-    return offsetdb.connect(target, autocommit=autocommit, data_dir=data_dir, **node.settings)
+    settings = {**node.settings, **{k: v for k, v in overrides.items() if v is not None}}
+    return offsetdb.connect(target, autocommit=autocommit, data_dir=data_dir, **settings)
 
 
 # --- offsetdb sql -----------------------------------------------------------------------
@@ -443,6 +449,10 @@ def _configure_node(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--db", metavar="URL", help="kafka://host:port/db (or from --config)")
     _add_database_options(parser)
     parser.add_argument(
+        "--run-sources", action="store_true", default=None,
+        help="also run the database's Kafka sources (docs/ingest.md); several nodes may",
+    )
+    parser.add_argument(
         "--status-every", type=float, default=10.0, metavar="SECONDS",
         help="how often to log the applied offset and the lag (default 10)",
     )
@@ -456,18 +466,26 @@ def _run_node(args: argparse.Namespace) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     try:
-        conn = _connect(args, args.db, autocommit=True)
+        conn = _connect(args, args.db, autocommit=True, run_sources=args.run_sources)
     except errors.Error as exc:
         _print_error(exc)
         return 1
     try:
         status = conn.replication_status()
         log.info("node up: %s", status)
+        database = conn._check_open()
+        database.sources.show_progress = database.sources.running
         previous = status
         while not stop.wait(args.status_every):
             status = conn.replication_status()
             rate = (status.applied_offset - previous.applied_offset) / args.status_every
             log.info("%s, applying %.0f records/s", status, rate)
+            for name, stats in database.sources.stats().items():
+                log.info(
+                    "source %s: %s, %d records (%d rows, %d errors), lag %s",
+                    name, stats.state, stats.records, stats.rows, stats.errors,
+                    "unknown" if stats.lag is None else stats.lag,
+                )
             previous = status
             if status.error:
                 return 1
@@ -478,6 +496,44 @@ def _run_node(args: argparse.Namespace) -> int:
 
 
 register("node", "run a headless node: keep a replica of a Kafka database warm and log its lag", _configure_node, _run_node)
+
+
+# --- offsetdb sources ----------------------------------------------------------------------
+
+
+def _configure_sources(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("database", nargs="?", metavar="URL", help="data directory or kafka:// URL")
+    _add_database_options(parser)
+
+
+def _run_sources(args: argparse.Namespace) -> int:
+    """Print offsetdb_sources: every Kafka source, its offsets, the broker's ends and the lag."""
+    try:
+        conn = _connect(args, args.database, autocommit=True, run_sources=False)
+    except errors.Error as exc:
+        _print_error(exc)
+        return 1
+    try:
+        if args.database and args.database.startswith("kafka://"):
+            conn.sync()  # show what every node has committed, not only what this one applied
+        cursor = conn.cursor()
+        cursor.execute("SELECT * FROM offsetdb_sources ORDER BY name")
+        headers = [d[0] for d in cursor.description or []]
+        sys.stdout.write(repl.format_table(headers, cursor.fetchall()))
+        return 0
+    except errors.Error as exc:
+        _print_error(exc)
+        return 1
+    finally:
+        conn.close()
+
+
+register(
+    "sources",
+    "list the Kafka sources (offsetdb_sources): state, partitions, offsets, broker ends, lag, errors",
+    _configure_sources,
+    _run_sources,
+)
 
 
 # --- offsetdb subscribe / cdc --------------------------------------------------------------

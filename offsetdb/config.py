@@ -42,6 +42,9 @@ class Config:
         kafka: (Kafka) librdkafka client settings passed through verbatim (SASL, TLS,
             timeouts); see :func:`offsetdb.kafka_log.client_settings` for the precedence
             of this, the config file and ``OFFSETDB_KAFKA_*`` environment variables.
+        run_sources: whether this process runs the database's Kafka sources
+            (docs/ingest.md); None: yes for an embedded database (the one process that
+            has it open), no for a Kafka database (nodes opt in: ``--run-sources``).
 
     """
 
@@ -55,6 +58,7 @@ class Config:
     min_insync_replicas: int | None = None
     kafka_timeout: float = 30.0
     kafka: dict[str, str] = field(default_factory=dict)
+    run_sources: bool | None = None
 
     def __post_init__(self) -> None:
         if self.synchronous not in ("full", "normal"):

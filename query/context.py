@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 if TYPE_CHECKING:
     from offsetdb.materializers.catalog import TableDef
+    from offsetdb.materializers.sources import SourceDefinition
 
 Row = tuple[Any, ...]
 
@@ -138,4 +139,19 @@ class TxnContext(Protocol):
 
     def drop_table(self, name: str, if_exists: bool = False) -> bool:
         """Drop a table and its rows; False when absent and ``if_exists``, else 42P01."""
+        ...
+
+    def create_source(self, definition: SourceDefinition, if_not_exists: bool = False) -> bool:
+        """Record a Kafka source (CREATE SOURCE), checked against its target table.
+
+        False when it existed and ``if_not_exists`` was given; else 42710.
+        """
+        ...
+
+    def drop_source(self, name: str, if_exists: bool = False) -> bool:
+        """Remove a source and its stored offsets; False when absent and ``if_exists``."""
+        ...
+
+    def alter_source(self, name: str, state: str) -> None:
+        """Set a source's state: ``RUNNING`` or ``PAUSED``."""
         ...

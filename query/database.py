@@ -69,6 +69,13 @@ class Database:
                 self._open_embedded()
             else:
                 self._open_kafka(kafka)
+            from offsetdb.query.sources import SourceRunner, views_of
+
+            self.sources = SourceRunner(self)
+            self.views = views_of(self.sources)
+            run = config.run_sources if config.run_sources is not None else kafka is None
+            if run:
+                self.sources.start()
         except BaseException as e:
             # A bare RocksDB "Corruption:" met while opening: the file, the remedy.
             damage = integrity.from_rocksdb(e, self.store.rocks_path)
@@ -271,6 +278,8 @@ class Database:
             if self._references > 0:
                 return
             _registry.pop(self.path, None)
+        # Ingesters write through this database: they stop before anything they use closes.
+        self.sources.stop()
         if self.follower is not None:
             self.follower.stop()
             self.follower = None  # it holds the materializer, and so RocksDB handles
@@ -292,7 +301,8 @@ def replay(source: str, target: str) -> Digest:
     progress = TerminalProgress("copying log")
     copy_log(source, target, progress)
     progress.finish()
-    database = Database.acquire(target)
+    # A replay applies the log it copied and nothing else: no source runs in it.
+    database = Database.acquire(target, Config(run_sources=False))
     try:
         return database.digest()
     finally:
@@ -301,7 +311,10 @@ def replay(source: str, target: str) -> Digest:
 
 def digest(path: str) -> Digest:
     """The state digest of the database in directory ``path``."""
-    database = Database.acquire(path)
+    with _registry_lock:
+        open_here = os.path.realpath(path) in _registry
+    # Opened only to be hashed: no source may write into it meanwhile.
+    database = Database.acquire(path, None if open_here else Config(run_sources=False))
     try:
         return database.digest()
     finally:

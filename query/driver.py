@@ -18,7 +18,7 @@ from typing import Any
 from offsetdb import errors
 from offsetdb.config import Config
 from offsetdb.kafka_log import parse_url
-from offsetdb.materializers.replay import Digest
+from offsetdb.materializers.replay import Digest, table_digest
 from offsetdb.query.database import Database, ReplicationStatus
 from offsetdb.query.engine import Result
 from offsetdb.query.engine.prepare import ISOLATION_LEVEL_NAMES
@@ -174,6 +174,19 @@ class Connection:
         Equal on nodes that applied the same log (see :mod:`offsetdb.materializers.replay`).
         """
         return self._check_open().digest()
+
+    def table_digest(self, name: str) -> Digest:
+        """A hash of one table's rows at the newest applied offset, equal across databases.
+
+        Two databases holding the same rows in a table (one ingesting the other's CDC
+        topics, say) give the same table digest; see
+        :func:`offsetdb.materializers.replay.table_digest`.
+        """
+        database = self._check_open()
+        materializer = database.materializer
+        snapshot = materializer.applied_offset
+        table = materializer.catalog.at(snapshot).require(name)
+        return table_digest(database.store, table, snapshot)
 
     def sync(self, offset: int | None = None, timeout: float | None = None) -> int:
         """Wait until this node's state includes ``offset``; returns the applied offset.

@@ -261,6 +261,26 @@ class Session:
             self._txn = self._new_txn(self._block_isolation or self.default_isolation)
         return self._txn
 
+    def begin_transaction(self, isolation: str) -> Transaction:
+        """A transaction at the newest snapshot, for writes built below SQL (an ingester's).
+
+        Its snapshot stays pinned until the caller unpins it
+        (``materializer.snapshots.unpin(txn.snapshot_offset)``); commit it with
+        :meth:`commit_transaction`.
+        """
+        return self._new_txn(isolation)
+
+    def commit_transaction(self, txn: Transaction) -> int:
+        """Commit ``txn`` as COMMIT would; its offset (-1 when it wrote nothing).
+
+        Raises the abort's error, or CommitOutcomeUnknown (08007) naming its id.
+        """
+        if not txn.has_writes:
+            return -1
+        self._commit_txn(txn)
+        assert self.last_commit_offset is not None
+        return self.last_commit_offset
+
     def _new_txn(self, isolation: str) -> Transaction:
         materializer = self._db.materializer
         materializer.check_healthy()
@@ -277,6 +297,7 @@ class Session:
             snapshot,
             isolation,
             self._db.config.principal,
+            views=self._db.views,
         )
 
     def _commit_txn(self, txn: Transaction, append: Callable[[bytes], int] | None = None) -> None:
@@ -326,6 +347,8 @@ class Session:
             ) from e
         materializer.outcome(offset).raise_if_aborted()
         self.last_commit_offset = offset
+        if txn.changes_sources:
+            self._db.sources.poke()
 
     @property
     def snapshot_offset(self) -> int | None:

@@ -10,13 +10,14 @@ the transaction.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import marshal
 import os
 import time
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from rocksdict import Rdict
 
@@ -36,6 +37,13 @@ from offsetdb.materializers.catalog import CatalogVersion, TableDef
 from offsetdb.query.context import Conjunct, Row, ScanFilter
 from offsetdb.schemas.codec import encode_images
 from offsetdb.types import coerce
+
+if TYPE_CHECKING:
+    from offsetdb.materializers.sources import SourceDefinition
+
+# A system view: its definition, and the rows it shows to a transaction (computed when read).
+View = tuple[TableDef, Callable[["Transaction"], list[Row]]]
+_SYSTEM_PREFIX = "offsetdb_"
 
 _OPS = {"=": "EQ", "<": "LT", "<=": "LE", ">": "GT", ">=": "GE", "IN": "IN", "IS NULL": "IS_NULL"}
 
@@ -76,11 +84,13 @@ class _Pending:
 
 
 class _TableWrites:
-    __slots__ = ("table", "rows", "unique")
+    __slots__ = ("table", "rows", "unique", "appended")
 
     def __init__(self, table: TableDef) -> None:
         self.table = table
         self.rows: dict[bytes, _Pending] = {}
+        # Rows of a keyless table appended in bulk (primitive form, see append_rows).
+        self.appended: list[tuple[Any, ...]] = []
         # Per UNIQUE constraint: encoded values -> key of the pending row holding them.
         self.unique: list[dict[bytes, bytes]] = [{} for _ in table.unique]
 
@@ -96,6 +106,8 @@ class Transaction:
         snapshot: int,
         isolation: str,
         principal: str,
+        *,
+        views: Mapping[str, View] | None = None,
     ) -> None:
         self._data = data
         self._index = index
@@ -114,6 +126,9 @@ class Transaction:
         self._started_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
         self._row_reader: mvcc.PointReader | None = None
         self._unique_reader: mvcc.PointReader | None = None
+        self._views = views or {}
+        self._system = 0  # > 0 while offsetdb itself writes its system tables
+        self.changes_sources = False  # CREATE/DROP/ALTER SOURCE: runners look again after it
 
     @property
     def _rows(self) -> mvcc.PointReader:
@@ -148,6 +163,9 @@ class Transaction:
         created = self._created.get(name)
         if created is not None:
             return created
+        view = self._views.get(name) if name[:9] == _SYSTEM_PREFIX else None
+        if view is not None:
+            return view[0]
         self._read_keys.add((CATALOG_TABLE_ID, _catalog_key(name)))
         if name in self._dropped:
             raise errors.UndefinedTable(f'relation "{name}" does not exist')
@@ -160,6 +178,11 @@ class Transaction:
 
     def scan(self, table: TableDef, where: ScanFilter | None = None) -> Iterator[tuple[bytes, Row]]:
         """Rows of ``table`` at the snapshot, own writes included, in key order."""
+        if not table.table_id and table.name in self._views and table.name not in self._created:
+            # A system view: live, node-local figures, not part of any snapshot's state.
+            for position, row in enumerate(self._views[table.name][1](self)):
+                yield U64.pack(position), row
+            return
         conjuncts = where.conjuncts if where is not None else ()
         lo, hi = self._key_range(table, conjuncts)
         stored: Iterator[tuple[bytes, Row]] = iter(())
@@ -252,37 +275,65 @@ class Transaction:
     # --- TxnContext: writes -----------------------------------------------------------------
 
     def insert(self, table: TableDef, row: Row) -> bytes:
-        """Buffer an INSERT; returns the row's key."""
+        """Buffer an INSERT; returns the row's key.
+
+        A row refused by a constraint leaves the transaction as it was (an ingester goes
+        on with the rest of its batch).
+        """
+        if table.name[:9] == _SYSTEM_PREFIX and not self._system:
+            raise _system_table_error(table.name)
         row = self._checked_row(table, row)
         writes = self._table_writes(table)
         statement = self._statement
         if table.has_hidden_key:
             key = _PROVISIONAL + U64.pack(self._provisional)
+            self._claim_unique(writes, key, row)
             self._provisional += 1
             writes.rows[key] = _Pending(None, row, statement)
-        else:
-            primary_key = table.primary_key
-            key = (
-                encode_value(row[primary_key[0]])
-                if len(primary_key) == 1
-                else encode_key([row[i] for i in primary_key])
-            )
-            pending = writes.rows.get(key)
-            if pending is None:
-                stored = self._stored(table, key) if table.table_id else None
-                if stored is not None:
-                    raise self._duplicate_key(table, key)
-                writes.rows[key] = _Pending(None, row, statement)
-            elif pending.after is not None:
+            return key
+        primary_key = table.primary_key
+        key = (
+            encode_value(row[primary_key[0]])
+            if len(primary_key) == 1
+            else encode_key([row[i] for i in primary_key])
+        )
+        pending = writes.rows.get(key)
+        if pending is None:
+            stored = self._stored(table, key) if table.table_id else None
+            if stored is not None:
                 raise self._duplicate_key(table, key)
-            else:
-                pending.written_by(statement)
-                pending.after = row
-        self._claim_unique(writes, key, row)
+            self._claim_unique(writes, key, row)
+            writes.rows[key] = _Pending(None, row, statement)
+        elif pending.after is not None:
+            raise self._duplicate_key(table, key)
+        else:
+            self._claim_unique(writes, key, row)
+            pending.written_by(statement)
+            pending.after = row
         return key
 
+    def append_rows(self, table: TableDef, rows: list[tuple[Any, ...]]) -> None:
+        """Buffer INSERTs of rows already in *primitive* form into a keyless table (bulk path).
+
+        For an ingester's APPEND batches: the caller converted and checked each row
+        (types, NOT NULL; the row-image encoder checks every value's type again before
+        anything reaches the log), so nothing is done per row here. Only for tables
+        without a primary key and without UNIQUE constraints, which need no per-row
+        check; the rows are not seen by this transaction's own later reads.
+        """
+        if table.name[:9] == _SYSTEM_PREFIX and not self._system:
+            raise _system_table_error(table.name)
+        if not table.has_hidden_key or table.unique:
+            raise errors.InternalError(f'rows of "{table.name}" need per-row checks; use insert')
+        self._table_writes(table).appended.extend(rows)
+
     def update(self, table: TableDef, key: bytes, row: Row) -> bytes:
-        """Buffer an UPDATE of the row at ``key``; returns its key (new if the PK changed)."""
+        """Buffer an UPDATE of the row at ``key``; returns its key (new if the PK changed).
+
+        A row refused by a constraint (its key unchanged) leaves the transaction as it was.
+        """
+        if table.name[:9] == _SYSTEM_PREFIX and not self._system:
+            raise _system_table_error(table.name)
         row = self._checked_row(table, row)
         if not table.has_hidden_key:
             new_key = encode_key([row[i] for i in table.primary_key])
@@ -292,18 +343,28 @@ class Transaction:
         writes = self._table_writes(table)
         pending = writes.rows.get(key)
         if pending is None:
-            pending = writes.rows[key] = _Pending(self._stored(table, key), None, self._statement)
-            if pending.before is None:
+            before = self._stored(table, key)
+            if before is None:
                 raise errors.InternalError(f'updated row of "{table.name}" does not exist')
-        else:
-            pending.written_by(self._statement)
-            self._release_unique(writes, key, pending.after)
+            self._claim_unique(writes, key, row)
+            writes.rows[key] = _Pending(before, row, self._statement)
+            return key
+        previous = pending.after
+        self._release_unique(writes, key, previous)
+        try:
+            self._claim_unique(writes, key, row)
+        except errors.Error:
+            if previous is not None:
+                self._claim_unique(writes, key, previous)  # held a moment ago: cannot fail
+            raise
+        pending.written_by(self._statement)
         pending.after = row
-        self._claim_unique(writes, key, row)
         return key
 
     def delete(self, table: TableDef, key: bytes) -> None:
         """Buffer a DELETE of the row at ``key``."""
+        if table.name[:9] == _SYSTEM_PREFIX and not self._system:
+            raise _system_table_error(table.name)
         writes = self._table_writes(table)
         pending = writes.rows.get(key)
         if pending is None:
@@ -318,6 +379,11 @@ class Transaction:
     def create_table(self, definition: TableDef, if_not_exists: bool = False) -> bool:
         """Buffer a CREATE TABLE."""
         name = definition.name
+        if name[:9] == _SYSTEM_PREFIX and not self._system:
+            raise errors.ProgrammingError(
+                f'table name "{name}" is reserved: names starting with "{_SYSTEM_PREFIX}" '
+                "are offsetdb's system tables", "42939"
+            )
         exists = name in self._created or (
             self._catalog.get(name) is not None and name not in self._dropped
         )
@@ -335,6 +401,12 @@ class Transaction:
 
     def drop_table(self, name: str, if_exists: bool = False) -> bool:
         """Buffer a DROP TABLE."""
+        if name[:9] == _SYSTEM_PREFIX and not self._system and name not in self._created:
+            raise _system_table_error(name)
+        if name not in self._created:
+            from offsetdb.query import sourcecatalog
+
+            sourcecatalog.check_no_source_writes_into(self, name)
         self._writes.pop(name, None)
         if name in self._created:
             del self._created[name]
@@ -350,18 +422,50 @@ class Transaction:
         self._ddl.append({"op": "DROP_TABLE", "table": name, "table_id": table.table_id, "definition": None})
         return True
 
+    # --- sources (CREATE / DROP / ALTER SOURCE) ---------------------------------------------
+
+    @contextlib.contextmanager
+    def system_writes(self) -> Iterator[None]:
+        """Let offsetdb itself write its system tables (``offsetdb_*``) within the block."""
+        self._system += 1
+        try:
+            yield
+        finally:
+            self._system -= 1
+
+    def create_source(self, definition: SourceDefinition, if_not_exists: bool = False) -> bool:
+        """Record a Kafka source in the catalog (see :mod:`offsetdb.query.sourcecatalog`)."""
+        from offsetdb.query import sourcecatalog
+
+        self.changes_sources = True
+        return sourcecatalog.create_source(self, definition, if_not_exists)
+
+    def drop_source(self, name: str, if_exists: bool = False) -> bool:
+        """Remove a source and its stored offsets."""
+        from offsetdb.query import sourcecatalog
+
+        self.changes_sources = True
+        return sourcecatalog.drop_source(self, name, if_exists)
+
+    def alter_source(self, name: str, state: str) -> None:
+        """Pause or resume a source."""
+        from offsetdb.query import sourcecatalog
+
+        self.changes_sources = True
+        sourcecatalog.alter_source(self, name, state)
+
     # --- commit ---------------------------------------------------------------------------
 
     @property
     def has_writes(self) -> bool:
         """Whether committing needs a log record (read-only transactions never abort)."""
-        return bool(self._ddl) or any(w.rows for w in self._writes.values())
+        return bool(self._ddl) or any(w.rows or w.appended for w in self._writes.values())
 
     def build_record(self) -> dict[str, Any]:
         """The ``Transaction`` log record body for this transaction's commit."""
         tables = []
         for writes in self._writes.values():
-            if not writes.rows:
+            if not writes.rows and not writes.appended:
                 continue
             table = writes.table
             to_primitive, _ = table.converters()
@@ -384,6 +488,10 @@ class Transaction:
                     keys.append(key)
                     images.append(pending.before)
                     images.append(_plain(table, to_primitive(pending.after)))
+            if writes.appended:
+                ops.extend(["INSERT"] * len(writes.appended))
+                keys.extend([b""] * len(writes.appended))
+                images.extend(writes.appended)
             tables.append(
                 {
                     "table": table.name,
@@ -444,9 +552,11 @@ class Transaction:
         )
 
     def _claim_unique(self, writes: _TableWrites, key: bytes, row: Row) -> None:
+        """Take ``row``'s UNIQUE values for ``key``; all or none (23505 naming the first taken)."""
         table = writes.table
         if not table.unique:
             return
+        claims: list[tuple[int, bytes]] = []
         for number, columns in enumerate(table.unique):
             values = [row[i] for i in columns]
             if any(v is None for v in values):
@@ -468,6 +578,8 @@ class Transaction:
                     f'duplicate key value violates unique constraint on "{table.name}": '
                     f"{describe_key(names, encoded)} already exists"
                 )
+            claims.append((number, encoded))
+        for number, encoded in claims:
             writes.unique[number][encoded] = key
 
     def _release_unique(self, writes: _TableWrites, key: bytes, row: Row | None) -> None:
@@ -540,6 +652,13 @@ def _plain(table: TableDef, row: tuple[Any, ...]) -> tuple[Any, ...]:
                 "nothing was committed"
             )
     return row
+
+
+def _system_table_error(name: str) -> errors.Error:
+    return errors.ProgrammingError(
+        f'permission denied: "{name}" is a system table; offsetdb writes it itself '
+        "(CREATE/DROP/ALTER SOURCE and the ingesters)", "42501"
+    )
 
 
 def _row_prefix(table: TableDef) -> bytes:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import io
 import json
+import struct
 from functools import lru_cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any
@@ -181,12 +182,109 @@ def _schema_for(table: TableDef) -> Any:
 
 
 def encode_images(table: TableDef, rows: list[tuple[Any, ...]]) -> bytes:
-    """Encode primitive-form rows of ``table`` as one Avro array."""
+    """Encode primitive-form rows of ``table`` as one Avro array.
+
+    Byte for byte what fastavro writes for the images schema (one block of ``len(rows)``
+    items, then the end marker), by an encoder generated once per table version: fastavro
+    spends ~10 us on a six-column row of nullable columns (a dict per row, a union
+    resolution per value), the generated code a fraction of it. A value of the wrong
+    type raises InternalError, as fastavro's writer would refuse it, so nothing
+    malformed reaches the log.
+    """
+    encoder = table._cache.get("encoder")
+    if encoder is None:
+        encoder = table._cache["encoder"] = _compile_encoder(table)
+    result: bytes = encoder(rows)
+    return result
+
+
+def encode_images_fastavro(table: TableDef, rows: list[tuple[Any, ...]]) -> bytes:
+    """:func:`encode_images` through fastavro itself (the reference the tests compare with)."""
     names = table.column_names
     out = io.BytesIO()
     records = [dict(zip(names, r, strict=True)) for r in rows]
     fastavro.schemaless_writer(out, _schema_for(table), {"rows": records})
     return out.getvalue()
+
+
+_SMALL_VARINTS = [_zigzag(n >> 1) if not n & 1 else _zigzag(-((n + 1) >> 1)) for n in range(1 << 14)]
+_DOUBLE = struct.Struct("<d").pack
+
+
+def _long(value: int) -> bytes:
+    """An Avro ``long``: small ones from a table, the others unrolled (no loop per byte)."""
+    z = (value << 1) ^ (value >> 63)
+    if z < 16384:
+        return _SMALL_VARINTS[z]
+    if z < 1 << 28:
+        if z < 1 << 21:
+            return bytes((z & 0x7F | 0x80, z >> 7 & 0x7F | 0x80, z >> 14))
+        return bytes((z & 0x7F | 0x80, z >> 7 & 0x7F | 0x80, z >> 14 & 0x7F | 0x80, z >> 21))
+    if z < 1 << 56:
+        # epoch microseconds (51 bits) and most ids: 5 to 8 bytes
+        low = bytes((z & 0x7F | 0x80, z >> 7 & 0x7F | 0x80, z >> 14 & 0x7F | 0x80, z >> 21 & 0x7F | 0x80))
+        high = z >> 28
+        if high < 1 << 14:
+            return low + _SMALL_VARINTS[high]
+        if high < 1 << 21:
+            return low + bytes((high & 0x7F | 0x80, high >> 7 & 0x7F | 0x80, high >> 14))
+        return low + bytes((high & 0x7F | 0x80, high >> 7 & 0x7F | 0x80, high >> 14 & 0x7F | 0x80, high >> 21))
+    return _zigzag(value)
+
+
+def _bad_value(table: str, column: str, kind: str, value: Any) -> errors.Error:
+    return errors.InternalError(
+        f'a value of type {type(value).__name__} reached column "{column}" ({kind}) of '
+        f'"{table}" in a row image; nothing was committed'
+    )
+
+
+_INT_RANGES = {"int": (-(2**31), 2**31), "long": (-(2**63), 2**63)}
+
+
+def _compile_encoder(table: TableDef) -> Any:
+    """Generate ``encode(rows) -> bytes`` for the table's plain (primitive) row schema."""
+    lines = [
+        "def encode(rows):",
+        "    parts = [_long(len(rows))] if rows else []",
+        "    append = parts.append",
+        "    for r in rows:",
+    ]
+    for i, column in enumerate(table.columns):
+        avro = _PLAIN_TYPES[column.type.kind]
+        v = f"v{i}"
+        bad = f"raise _bad_value(_TABLE, {column.name!r}, {avro!r}, {v})"
+        body: list[str]
+        if avro in ("int", "long"):
+            lo, hi = _INT_RANGES[avro]
+            body = [f"if type({v}) is not int or not {lo} <= {v} < {hi}: {bad}", f"append(_long({v}))"]
+        elif avro == "double":
+            body = [f"if type({v}) is not float: {bad}", f"append(_DOUBLE({v}))"]
+        elif avro == "string":
+            body = [f"if type({v}) is not str: {bad}", f"b = {v}.encode()", "append(_long(len(b)))", "append(b)"]
+        elif avro == "bytes":
+            body = [f"if type({v}) is not bytes: {bad}", f"append(_long(len({v})))", f"append({v})"]
+        elif avro == "boolean":
+            body = [f"if {v} is True: append(b'\\x01')", f"elif {v} is False: append(b'\\x00')", f"else: {bad}"]
+        else:
+            raise errors.InternalError(f"no image encoding for Avro type {avro}")
+        lines.append(f"        {v} = r[{i}]")
+        if column.not_null:
+            lines += ["        " + line for line in body]
+        else:
+            lines += [
+                f"        if {v} is None:",
+                "            append(b'\\x00')",
+                "        else:",
+                "            append(b'\\x02')",
+            ]
+            lines += ["            " + line for line in body]
+    lines += ["    append(b'\\x00')", "    return b''.join(parts)"]
+    namespace: dict[str, Any] = {
+        "_long": _long, "_DOUBLE": _DOUBLE, "_bad_value": _bad_value, "_TABLE": table.name,
+    }
+    exec("\n".join(lines), namespace)  # noqa: S102 - code generated from the table's own types
+    return namespace["encode"]
 
 
 def decode_images(table: TableDef, data: bytes) -> list[tuple[Any, ...]]:

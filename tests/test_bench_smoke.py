@@ -185,3 +185,21 @@ def test_bench_measures_the_cdc_publisher_when_asked(tmp_path: Path) -> None:
     assert latency["error"] is None and latency["ops"] == 40 and latency["p99_ms"] >= latency["p50_ms"] > 0
     assert results[("cdc", "sqlite3")]["skipped"]
 
+
+
+def test_bench_measures_kafka_ingestion_when_asked(tmp_path: Path) -> None:
+    _, document = run_bench(
+        tmp_path, "--only", "ingest", "--ingest-records", "3000", "--ingest-rate", "500", "--ingest-seconds", "2"
+    )
+    results = {(r["workload"], r["engine"]): r for r in document["results"]}
+    assert set(results) == {
+        ("ingest_json", "offsetdb"), ("ingest_avro", "offsetdb"), ("ingest_lag", "offsetdb"),
+        ("ingest_json", "sqlite3"), ("ingest_avro", "sqlite3"),
+    }  # fmt: skip
+    for workload in ("ingest_json", "ingest_avro"):
+        for engine in ("offsetdb", "sqlite3"):
+            throughput = results[(workload, engine)]
+            assert throughput["error"] is None and throughput["check"] == 3000 and throughput["throughput"] > 0
+            assert throughput["details"]["cpu_seconds"] > 0
+    lag = results[("ingest_lag", "offsetdb")]
+    assert lag["error"] is None and lag["check"] == 1000 and lag["p99_ms"] >= lag["p50_ms"] > 0

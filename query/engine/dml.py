@@ -16,6 +16,7 @@ import sqlglot
 from sqlglot import exp
 
 from offsetdb import errors
+from offsetdb.materializers.sources import is_system_table
 from offsetdb.types import SqlType, coerce
 
 from .dialect import DIALECT
@@ -250,7 +251,7 @@ def plan_insert(planner: Planner, node: exp.Insert) -> InsertPlan:
         target = target.this
     if not isinstance(target, exp.Table):
         raise errors.not_supported(f"INSERT INTO {target.sql()}")
-    table = planner.table(target.name)
+    table = _writable(planner.table(target.name))
     alias = target.args.get("alias")
     qualifier = alias.name if alias is not None and alias.name else table.name
     if column_nodes:
@@ -428,11 +429,20 @@ def _plan_targets(planner: Planner, node: exp.Expression, table: TableDef, scope
     return TargetRows(table, None, build_filter(terms), where)
 
 
+def _writable(table: TableDef) -> TableDef:
+    """``table``, unless it is a system table (42501: offsetdb alone writes those)."""
+    if is_system_table(table.name):
+        raise errors.ProgrammingError(
+            f'permission denied: "{table.name}" is a system table; offsetdb writes it itself', "42501"
+        )
+    return table
+
+
 def _target_table(planner: Planner, node: exp.Expression) -> tuple[TableDef, Scope]:
     target = node.this
     if not isinstance(target, exp.Table):
         raise errors.not_supported(f"{node.key.upper()} of {target.sql()}")
-    table = planner.table(target.name)
+    table = _writable(planner.table(target.name))
     alias = target.args.get("alias")
     qualifier = alias.name if alias is not None and alias.name else table.name
     return table, table_scope(table, qualifier)

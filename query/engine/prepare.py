@@ -23,6 +23,7 @@ from .dialect import DIALECT
 from .limits import allow_depth, too_complex
 from .params import check_text, tag_parameters
 from .result import StatementKind
+from .sourceddl import is_source_statement, prepare_source_statement
 from .statement import Statement
 from .validate import (
     check_adjacent_strings,
@@ -189,6 +190,8 @@ def _control(text: str, tokens: list[Token]) -> Statement | None:
         )
     if words[:2] == ["SET", "SESSION"]:
         raise errors.not_supported("SET SESSION CHARACTERISTICS")
+    if is_source_statement(words):
+        return prepare_source_statement(text, tokens)
     if first == "SHOW":
         if words[1:] == ["TABLES"]:
             return Statement(StatementKind.QUERY, text, tag="SELECT")
