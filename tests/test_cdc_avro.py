@@ -11,6 +11,7 @@ Kafka's ``read_committed`` does (the test broker shows aborted records).
 from __future__ import annotations
 
 import datetime
+import io
 import json
 import subprocess
 import sys
@@ -19,6 +20,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import fastavro
 import pytest
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
@@ -29,11 +31,12 @@ from test_cdc_publisher import Decode, _kill_rounds, read_topic, rebuild, wait_p
 
 import offsetdb
 from offsetdb import errors
-from offsetdb.materializers.avro_envelope import avro_name, connect_to_avro
+from offsetdb.materializers.avro_envelope import AvroFormat, avro_name, connect_to_avro
 from offsetdb.materializers.catalog import Column, TableDef
 from offsetdb.materializers.envelope import connect_schemas
 from offsetdb.materializers.publisher import PublisherSettings
 from offsetdb.query.cdc import publisher_for
+from offsetdb.schemas.confluent import SchemaRegistry
 from offsetdb.types import Kind, SqlType
 
 EPOCH = datetime.date(1970, 1, 1)
@@ -208,6 +211,46 @@ def test_avro_names_are_adjusted_and_colliding_columns_refused() -> None:
     with pytest.raises(errors.NotSupportedError, match="two fields map to the Avro name 'unit_price'") as raised:
         connect_to_avro(envelope)
     assert raised.value.sqlstate == "0A000"
+
+
+def test_the_spliced_envelope_is_byte_for_byte_fastavros_encoding_of_the_whole_envelope() -> None:
+    columns = (
+        Column("id", SqlType(Kind.BIGINT), True), Column("n", SqlType(Kind.INTEGER)), Column("name", SqlType(Kind.TEXT)),
+        Column("price", SqlType(Kind.NUMERIC)), Column("w", SqlType(Kind.DOUBLE)), Column("ok", SqlType(Kind.BOOLEAN)),
+        Column("day", SqlType(Kind.DATE)), Column("at", SqlType(Kind.TIMESTAMP)), Column("blob", SqlType(Kind.BYTEA)),
+        Column("must", SqlType(Kind.TEXT), True),
+    )  # fmt: skip
+    table = TableDef("t", columns, (0,), table_id=3, schema_version=2)
+    registry = SchemaRegistry(f"mock://{uuid.uuid4().hex}")
+    codec = AvroFormat(registry, "p", "db", "9.9").table_codec(table)
+    whole = fastavro.parse_schema(codec.value_schema)
+    names = [avro_name(c.name) for c in columns]
+    rows = [
+        (-(2**62), -1, "ünïcode ✓", "-12.50", float("inf"), True, -719162, -(2**40), b"\x00\xff", ""),
+        (2**62, 2**31 - 1, None, None, None, None, None, None, None, "x" * 300),
+        (0, 0, "", "0", -0.0, False, 0, 0, b"", "y"),
+    ]
+    for op, before, after, transaction, snapshot in [
+        ("c", None, rows[0], ("txn-1", 1, 1), "false"), ("u", rows[0], rows[1], ("t" * 200, 300, 2**40), "false"),
+        ("d", rows[1], None, ("x", 2, 2), "false"), ("r", None, rows[2], None, "first"), ("t", None, None, ("y", 9, 9), "false"),
+    ]:  # fmt: skip
+        source = {
+            "version": "9.9", "connector": "offsetdb", "name": "p", "ts_ms": 1717171717123, "snapshot": snapshot,
+            "db": "db", "sequence": None, "table": "t", "offset": 12345678901, "txId": None if transaction is None else transaction[0],
+            "schema_version": 2,
+        }  # fmt: skip
+        expected = io.BytesIO()
+        fastavro.schemaless_writer(expected, whole, {
+            "before": None if before is None else dict(zip(names, before, strict=True)),
+            "after": None if after is None else dict(zip(names, after, strict=True)),
+            "source": source, "op": op, "ts_ms": 1717171717123,
+            "transaction": None if transaction is None else dict(zip(("id", "total_order", "data_collection_order"), transaction, strict=True)),
+        })  # fmt: skip
+        encoded = codec.value(
+            op, before, after, codec.source(1717171717123, snapshot, 12345678901, source["txId"]), 1717171717123, transaction
+        )
+        assert encoded[5:] == expected.getvalue(), op
+        assert encoded[:5] == b"\x00" + registry.register("p.t-value", codec.value_schema).to_bytes(4, "big")
 
 
 def test_publisher_killed_at_random_moments_publishes_avro_exactly_once(
