@@ -3,10 +3,11 @@
 Topics (``PREFIX`` is the topic prefix):
 
 - ``PREFIX.<table>``: one per table, keyed by primary key; the value is the Debezium
-  envelope, in Kafka Connect's JSON (:mod:`offsetdb.materializers.envelope`) or in Avro
-  through a schema registry (:mod:`offsetdb.materializers.avro_envelope`); each delete is followed by a
-  tombstone (same key, null value); a DROP TABLE puts a truncate event (op ``t``, header
-  ``offsetdb.ddl: DROP TABLE``) on every partition: the end of that table's stream;
+  envelope, in Kafka Connect's JSON (:mod:`offsetdb.materializers.envelope`) or in
+  Avro through a schema registry (:mod:`offsetdb.materializers.avro_envelope`); each
+  delete is followed by a tombstone (same key, null value); a DROP TABLE puts a truncate
+  event (op ``t``, header ``offsetdb.ddl: DROP TABLE``) on every partition: the end of
+  that table's stream;
 - ``PREFIX.transaction``: Debezium's transaction metadata, BEGIN and END per committed
   transaction (END with ``event_count`` and ``data_collections``);
 - ``PREFIX.progress``: the publisher's progress records, one per Kafka transaction and
@@ -477,9 +478,12 @@ class Publisher:
     def _publish_snapshot(self, chunk: SnapshotChunk) -> None:
         produce = self._produce
         ts_ms = chunk.commit_time_us // 1000
+        sources: dict[tuple[int, str], Any] = {}  # by codec and snapshot marker
         for change in chunk.changes:
             codec = self._codec(change)
-            source = codec.source(ts_ms, change.snapshot, chunk.offset, None)
+            source = sources.get((id(codec), change.snapshot))
+            if source is None:
+                source = sources[(id(codec), change.snapshot)] = codec.source(ts_ms, change.snapshot, chunk.offset, None)
             produce(codec.topic, codec.key(change), codec.value("r", None, change.raw_after, source, ts_ms, None))
         self.stats.events += len(chunk.changes)
 

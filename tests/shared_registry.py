@@ -17,6 +17,7 @@ As a script, it runs the ``offsetdb`` command with ``mock://`` registries backed
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import fcntl
 import json
 import os
@@ -84,6 +85,9 @@ def install(path: str | Path) -> None:
 
 
 if __name__ == "__main__":
+    # A publisher that lives long is a slow one: its stacks then land in its log, which a
+    # failing test prints.
+    faulthandler.dump_traceback_later(45, repeat=True)
     install(sys.argv[1])
     from offsetdb.cli import main
 

@@ -299,10 +299,15 @@ def _writer(target: str, data_dir: str, stop: threading.Event, committed: list[i
 
 
 def _kill_rounds(
-    broker: Broker, tmp_path: Path, rounds: int, avro: tuple[Path, Decode, Decode] | None = None
+    broker: Broker,
+    tmp_path: Path,
+    rounds: int,
+    avro: tuple[Path, Decode, Decode] | None = None,
+    window: tuple[float, float] = (0.5, 3.0),
 ) -> None:
     """Kill -9 the publisher (``offsetdb cdc``) ``rounds`` times under writers, then check.
 
+    Each publisher is killed at a random moment ``window`` seconds after it started.
     ``avro``: (registry file, key decoder, value decoder): the publisher publishes Avro
     to a ``mock://`` registry shared through that file (see shared_registry.py), and the
     table and transaction topics are read with those decoders.
@@ -330,7 +335,7 @@ def _kill_rounds(
     try:
         for _ in range(rounds):
             process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            time.sleep(rng.uniform(0.5, 3.0))
+            time.sleep(rng.uniform(*window))
             process.send_signal(signal.SIGKILL)
             process.wait()
         stop.set()
