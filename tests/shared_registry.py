@@ -81,7 +81,7 @@ def install(path: str | Path) -> None:
             return shared
         return original(conf)
 
-    SchemaRegistryClient.new_client = staticmethod(new_client)  # type: ignore[method-assign]
+    SchemaRegistryClient.new_client = staticmethod(new_client)
 
 
 if __name__ == "__main__":
