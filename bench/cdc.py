@@ -5,7 +5,8 @@ for the others it is reported as not applicable (sqlite3 has no change stream to
 compare with). The broker is the run's own when ``offsetdb-kafka`` is selected, else one
 started for this workload the way the tests start theirs (bench/brokers.py).
 
-1. ``cdc_throughput``: ``--cdc-events`` rows are committed first (batches of 1,000 rows
+1. ``cdc_throughput`` (and ``cdc_throughput_avro``, the same in Avro through
+   confluent-kafka's in-process mock schema registry): ``--cdc-events`` rows are committed first (batches of 1,000 rows
    per transaction, untimed); then a publisher starts from the beginning of the log
    (no snapshot) and the clock runs until its progress says everything is published.
    Throughput: change events published per second (each a Debezium envelope in
@@ -52,56 +53,8 @@ def cdc(run: EngineRun, sizes: Sizes) -> list[Result]:
     bootstrap, settings, broker = _broker(run)
     results = []
     try:
-        # --- throughput from a backlog --------------------------------------------------
-        target = str(run.workdir / "cdc-throughput")
-        conn = offsetdb.connect(target, autocommit=False, synchronous="normal", kafka=settings)
-        cursor = conn.cursor()
-        cursor.execute("CREATE TABLE t (id BIGINT PRIMARY KEY, k INTEGER, name TEXT, score DOUBLE PRECISION)")
-        conn.commit()
-        events = sizes.cdc_events
-        for start in range(0, events, 1000):
-            cursor.executemany(
-                "INSERT INTO t VALUES (?, ?, ?, ?)",
-                [(i, i % 1000, f"name-{i:09d}", i / 7) for i in range(start, min(events, start + 1000))],
-            )
-            conn.commit()
-        end = conn.last_commit_offset or 0
-        progress = Progress("cdc_throughput offsetdb", events, "events")
-        publisher = publisher_for(
-            conn, topic_prefix=f"bench{uuid.uuid4().hex[:8]}", bootstrap=bootstrap,
-            snapshot=False, from_offset=-1, kafka=settings, heartbeat_interval=1.0,
-            on_commit=lambda stats: progress.update(stats.events),
-        )
-        stop = threading.Event()
-        thread = threading.Thread(target=publisher.run, args=(stop,), name="bench-cdc")
-        began = time.perf_counter()
-        thread.start()
-        try:
-            while (publisher.stats.resolved or -1) < end:
-                if not thread.is_alive():
-                    raise RuntimeError("the publisher stopped")
-                time.sleep(0.01)
-            seconds = time.perf_counter() - began
-        finally:
-            stop.set()
-            thread.join(60)
-            progress.close()
-            conn.close()
-        published = publisher.stats.events
-        results.append(
-            Result(
-                workload="cdc_throughput",
-                engine=engine.name,
-                unit="events/s",
-                ops=published,
-                seconds=seconds,
-                throughput=published / seconds if seconds > 0 else 0.0,
-                latency_of="(none: a backlog drained)",
-                params={"events": events, "rows_per_transaction": 1000},
-                check=published,
-                details={"kafka_transactions": publisher.stats.kafka_transactions},
-            )
-        )
+        results.append(_throughput(run, sizes, engine.name, bootstrap, settings, "json"))
+        results.append(_throughput(run, sizes, engine.name, bootstrap, settings, "avro"))
         # --- latency at a paced commit rate ---------------------------------------------
         target = str(run.workdir / "cdc-latency")
         conn = offsetdb.connect(target, autocommit=True, synchronous="normal", kafka=settings)
@@ -168,3 +121,63 @@ def cdc(run: EngineRun, sizes: Sizes) -> list[Result]:
         if broker is not None:
             broker.stop()
     return results
+
+
+def _throughput(
+    run: EngineRun, sizes: Sizes, name: str, bootstrap: str, settings: dict[str, str], envelope: str
+) -> Result:
+    """Events/s of a publisher draining a backlog, in one envelope format."""
+    import offsetdb
+    from offsetdb.query.cdc import publisher_for
+
+    target = str(run.workdir / f"cdc-throughput-{envelope}")
+    conn = offsetdb.connect(target, autocommit=False, synchronous="normal", kafka=settings)
+    cursor = conn.cursor()
+    cursor.execute("CREATE TABLE t (id BIGINT PRIMARY KEY, k INTEGER, name TEXT, score DOUBLE PRECISION)")
+    conn.commit()
+    events = sizes.cdc_events
+    for start in range(0, events, 1000):
+        cursor.executemany(
+            "INSERT INTO t VALUES (?, ?, ?, ?)",
+            [(i, i % 1000, f"name-{i:09d}", i / 7) for i in range(start, min(events, start + 1000))],
+        )
+        conn.commit()
+    end = conn.last_commit_offset or 0
+    workload = "cdc_throughput" if envelope == "json" else f"cdc_throughput_{envelope}"
+    progress = Progress(f"{workload} offsetdb", events, "events")
+    publisher = publisher_for(
+        conn, topic_prefix=f"bench{uuid.uuid4().hex[:8]}", bootstrap=bootstrap,
+        snapshot=False, from_offset=-1, kafka=settings, heartbeat_interval=1.0,
+        on_commit=lambda stats: progress.update(stats.events),
+        # Avro: confluent-kafka's in-process mock registry (schemas are registered once
+        # per subject; the per-event cost is the encoding, which is what is measured).
+        format=envelope, schema_registry=f"mock://bench-{uuid.uuid4().hex}" if envelope == "avro" else None,
+    )
+    stop = threading.Event()
+    thread = threading.Thread(target=publisher.run, args=(stop,), name="bench-cdc")
+    began = time.perf_counter()
+    thread.start()
+    try:
+        while (publisher.stats.resolved or -1) < end:
+            if not thread.is_alive():
+                raise RuntimeError("the publisher stopped")
+            time.sleep(0.01)
+        seconds = time.perf_counter() - began
+    finally:
+        stop.set()
+        thread.join(60)
+        progress.close()
+        conn.close()
+    published = publisher.stats.events
+    return Result(
+        workload=workload,
+        engine=name,
+        unit="events/s",
+        ops=published,
+        seconds=seconds,
+        throughput=published / seconds if seconds > 0 else 0.0,
+        latency_of="(none: a backlog drained)",
+        params={"events": events, "rows_per_transaction": 1000, "format": envelope},
+        check=published,
+        details={"kafka_transactions": publisher.stats.kafka_transactions},
+    )

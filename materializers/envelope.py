@@ -66,44 +66,58 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
+def connect_schemas(prefix: str, table: TableDef) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The Connect schemas of a table version's keys and envelopes: ``(key, envelope)``.
+
+    The envelope's ``version`` is the table's schema version, so a consumer sees the
+    schema change when the table's does. Every serialization derives from these.
+    """
+    base = f"{prefix}.{table.name}"
+    value_fields = [
+        {"field": c.name, "optional": not c.not_null, **_CONNECT_TYPES[c.type.kind]}
+        for c in table.columns
+    ]
+    if table.has_hidden_key:
+        key_fields: list[dict[str, Any]] = [
+            {"field": HIDDEN_KEY_FIELDS[0], "type": "int64", "optional": False},
+            {"field": HIDDEN_KEY_FIELDS[1], "type": "int64", "optional": False},
+        ]
+    else:
+        key_fields = [{**value_fields[i], "optional": False} for i in table.primary_key]
+    key_schema = {"type": "struct", "name": f"{base}.Key", "optional": False, "fields": key_fields}
+    row_schema = {"type": "struct", "name": f"{base}.Value", "optional": True, "fields": value_fields}
+    envelope = {
+        "type": "struct",
+        "name": f"{base}.Envelope",
+        "version": table.schema_version,
+        "optional": False,
+        "fields": [
+            {**row_schema, "field": "before"},
+            {**row_schema, "field": "after"},
+            {**SOURCE_SCHEMA, "field": "source"},
+            {"type": "string", "optional": False, "field": "op"},
+            {"type": "int64", "optional": True, "field": "ts_ms"},
+            {**TRANSACTION_BLOCK_SCHEMA, "field": "transaction"},
+        ],
+    }
+    return key_schema, envelope
+
+
+def key_names(table: TableDef) -> tuple[str, ...]:
+    """The fields of a table's message key: its primary-key columns, or the hidden row id."""
+    if table.has_hidden_key:
+        return HIDDEN_KEY_FIELDS
+    return tuple(table.columns[i].name for i in table.primary_key)
+
+
 class TableCodec:
     """Keys and envelopes of one table version, with the schemas made once."""
 
     def __init__(self, prefix: str, database: str, version: str, table: TableDef) -> None:
         self.table = table
         self.topic = table_topic(prefix, table.name)
-        base = f"{prefix}.{table.name}"
-        value_fields = [
-            {"field": c.name, "optional": not c.not_null, **_CONNECT_TYPES[c.type.kind]}
-            for c in table.columns
-        ]
-        if table.has_hidden_key:
-            key_fields: list[dict[str, Any]] = [
-                {"field": HIDDEN_KEY_FIELDS[0], "type": "int64", "optional": False},
-                {"field": HIDDEN_KEY_FIELDS[1], "type": "int64", "optional": False},
-            ]
-            self.key_names: tuple[str, ...] = HIDDEN_KEY_FIELDS
-        else:
-            key_fields = [
-                {**value_fields[i], "optional": False} for i in table.primary_key
-            ]
-            self.key_names = tuple(table.columns[i].name for i in table.primary_key)
-        key_schema = {"type": "struct", "name": f"{base}.Key", "optional": False, "fields": key_fields}
-        row_schema = {"type": "struct", "name": f"{base}.Value", "optional": True, "fields": value_fields}
-        envelope = {
-            "type": "struct",
-            "name": f"{base}.Envelope",
-            "version": table.schema_version,
-            "optional": False,
-            "fields": [
-                {**row_schema, "field": "before"},
-                {**row_schema, "field": "after"},
-                {**SOURCE_SCHEMA, "field": "source"},
-                {"type": "string", "optional": False, "field": "op"},
-                {"type": "int64", "optional": True, "field": "ts_ms"},
-                {**TRANSACTION_BLOCK_SCHEMA, "field": "transaction"},
-            ],
-        }
+        self.key_names = key_names(table)
+        key_schema, envelope = connect_schemas(prefix, table)
         self._key_prefix = '{"schema":' + _dumps(key_schema) + ',"payload":'
         self._value_prefix = '{"schema":' + _dumps(envelope) + ',"payload":'
         self.key_schema = key_schema
@@ -283,3 +297,30 @@ def transaction_end(txn_id: str, ts_ms: int, counts: dict[str, int]) -> bytes:
         "ts_ms": ts_ms,
     }
     return (_TXN_VALUE_PREFIX + _dumps(payload) + "}").encode()
+
+
+class JsonFormat:
+    """Kafka Connect's JSON with schemas: the publisher's default serialization."""
+
+    name = "json"
+
+    def __init__(self, prefix: str, database: str, version: str) -> None:
+        self.prefix = prefix
+        self.database = database
+        self.version = version
+
+    def table_codec(self, table: TableDef) -> TableCodec:
+        """The codec of one table version."""
+        return TableCodec(self.prefix, self.database, self.version, table)
+
+    def transaction_key(self, txn_id: str) -> bytes:
+        """The key of a transaction event."""
+        return transaction_key(txn_id)
+
+    def transaction_begin(self, txn_id: str, ts_ms: int) -> bytes:
+        """A BEGIN event."""
+        return transaction_begin(txn_id, ts_ms)
+
+    def transaction_end(self, txn_id: str, ts_ms: int, counts: dict[str, int]) -> bytes:
+        """An END event."""
+        return transaction_end(txn_id, ts_ms, counts)

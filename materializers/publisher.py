@@ -3,14 +3,16 @@
 Topics (``PREFIX`` is the topic prefix):
 
 - ``PREFIX.<table>``: one per table, keyed by primary key; the value is the Debezium
-  envelope (:mod:`offsetdb.materializers.envelope`); each delete is followed by a
-  tombstone (same key, null value); a DROP TABLE puts a truncate event (op ``t``, header
-  ``offsetdb.ddl: DROP TABLE``) on every partition: the end of that table's stream;
+  envelope, in Kafka Connect's JSON (:mod:`offsetdb.materializers.envelope`) or in
+  Avro through a schema registry (:mod:`offsetdb.materializers.avro_envelope`); each
+  delete is followed by a tombstone (same key, null value); a DROP TABLE puts a truncate
+  event (op ``t``, header ``offsetdb.ddl: DROP TABLE``) on every partition: the end of
+  that table's stream;
 - ``PREFIX.transaction``: Debezium's transaction metadata, BEGIN and END per committed
   transaction (END with ``event_count`` and ``data_collections``);
 - ``PREFIX.progress``: the publisher's progress records, one per Kafka transaction and
   one per heartbeat: ``{"next_offset", "resolved", "snapshot", ...}`` -- every change
-  at or below ``resolved`` is published.
+  at or below ``resolved`` is published. Always JSON: it is the publisher's own state.
 
 Exactly once across crashes. Everything one batch publishes, its progress record
 included, is one Kafka transaction of a producer whose ``transactional.id`` is
@@ -44,6 +46,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, Topi
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from offsetdb import errors
+from offsetdb.materializers.avro_envelope import AvroFormat
 from offsetdb.materializers.catalog import TableDef
 from offsetdb.materializers.changes import (
     Change,
@@ -53,13 +56,8 @@ from offsetdb.materializers.changes import (
     SnapshotChunk,
     SnapshotResume,
 )
-from offsetdb.materializers.envelope import (
-    TableCodec,
-    table_topic,
-    transaction_begin,
-    transaction_end,
-    transaction_key,
-)
+from offsetdb.materializers.envelope import JsonFormat, table_topic
+from offsetdb.schemas.confluent import SchemaRegistry
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +78,57 @@ class Feed(Protocol):
 
 # (from_offset, snapshot, resume) -> a feed: from_offset None means "the present".
 OpenFeed = Callable[[int | None, bool, SnapshotResume | None], Feed]
+
+
+class TableEncoding(Protocol):
+    """Keys and change envelopes of one table version, as message bytes."""
+
+    topic: str
+
+    def key(self, change: Change) -> bytes:
+        """The message key of a change."""
+        ...
+
+    def source(self, ts_ms: int, snapshot: str, offset: int, txn_id: str | None) -> Any:
+        """The ``source`` block, reused for every change of a transaction in this table."""
+        ...
+
+    def value(
+        self,
+        op: str,
+        before: tuple[Any, ...] | None,
+        after: tuple[Any, ...] | None,
+        source: Any,
+        ts_ms: int,
+        transaction: tuple[str, int, int] | None,
+    ) -> bytes:
+        """The envelope of one change (rows in primitive form)."""
+        ...
+
+
+class EnvelopeFormat(Protocol):
+    """A serialization of Debezium's events: JSON (envelope.py) or Avro (avro_envelope.py)."""
+
+    name: str
+
+    def table_codec(self, table: TableDef) -> TableEncoding:
+        """The codec of one table version."""
+        ...
+
+    def transaction_key(self, txn_id: str) -> bytes:
+        """The key of a transaction event."""
+        ...
+
+    def transaction_begin(self, txn_id: str, ts_ms: int) -> bytes:
+        """A BEGIN event."""
+        ...
+
+    def transaction_end(self, txn_id: str, ts_ms: int, counts: dict[str, int]) -> bytes:
+        """An END event with the per-table event counts."""
+        ...
+
+
+FORMATS = ("json", "avro")
 
 
 @dataclass(frozen=True)
@@ -104,6 +153,10 @@ class PublisherSettings:
         kafka: librdkafka settings for the producer and consumer (SASL, TLS, ...).
         timeout: seconds a broker call may take before the batch is retried.
         version: the offsetdb version in ``source.version``.
+        format: ``json`` (Kafka Connect JSON with schemas) or ``avro`` (the Confluent
+            wire format, schemas in ``schema_registry``).
+        schema_registry: with ``avro``: the registry's URL, a confluent-kafka client
+            configuration dict, or a confluent-kafka ``SchemaRegistryClient``.
 
     """
 
@@ -120,6 +173,22 @@ class PublisherSettings:
     kafka: dict[str, str] = field(default_factory=dict)
     timeout: float = 30.0
     version: str = "unknown"
+    format: str = "json"
+    schema_registry: Any = None
+
+    def __post_init__(self) -> None:
+        if self.format not in FORMATS:
+            raise errors.InterfaceError(f"unknown CDC format {self.format!r}: json or avro")
+        if self.format == "avro" and self.schema_registry is None:
+            raise errors.InterfaceError("the avro format needs a schema registry (--schema-registry URL)")
+        if self.format == "json" and self.schema_registry is not None:
+            raise errors.InterfaceError("a schema registry is used with the avro format only (--format avro)")
+
+    def envelope_format(self) -> EnvelopeFormat:
+        """The serialization these settings name."""
+        if self.format == "avro":
+            return AvroFormat(SchemaRegistry(self.schema_registry), self.topic_prefix, self.database, self.version)
+        return JsonFormat(self.topic_prefix, self.database, self.version)
 
     @property
     def id(self) -> str:
@@ -177,7 +246,8 @@ class Publisher:
         self._common = common
         self._admin = AdminClient(_only(common, "admin"))
         self._partitions: dict[str, int] = {}
-        self._codecs: dict[tuple[int, int], TableCodec] = {}
+        self._format = settings.envelope_format()
+        self._codecs: dict[tuple[int, int], TableEncoding] = {}
         self._producer: Producer | None = None
         self._consumer: Consumer | None = None
         self._feed: Feed | None = None
@@ -368,10 +438,11 @@ class Publisher:
         settings = self.settings
         ts_ms = txn.commit_time_us // 1000
         txn_id = txn.txn_id
-        produce(settings.transaction_topic, transaction_key(txn_id), transaction_begin(txn_id, ts_ms), 0)
+        envelope = self._format
+        produce(settings.transaction_topic, envelope.transaction_key(txn_id), envelope.transaction_begin(txn_id, ts_ms), 0)
         counts: dict[str, int] = {}
         total = 0
-        sources: dict[str, str] = {}
+        sources: dict[str, Any] = {}
         for change in txn.changes:
             codec = self._codec(change)
             source = sources.get(change.table)
@@ -399,29 +470,34 @@ class Publisher:
             )
             for partition in range(self._ensure_topic(codec.topic, self.settings.partitions)):
                 produce(codec.topic, None, value, partition, [("offsetdb.ddl", b"DROP TABLE")])
-        produce(settings.transaction_topic, transaction_key(txn_id), transaction_end(txn_id, ts_ms, counts), 0)
+        produce(
+            settings.transaction_topic, envelope.transaction_key(txn_id), envelope.transaction_end(txn_id, ts_ms, counts), 0
+        )
         self.stats.events += total
 
     def _publish_snapshot(self, chunk: SnapshotChunk) -> None:
         produce = self._produce
         ts_ms = chunk.commit_time_us // 1000
+        sources: dict[tuple[int, str], Any] = {}  # by codec and snapshot marker
         for change in chunk.changes:
             codec = self._codec(change)
-            source = codec.source(ts_ms, change.snapshot, chunk.offset, None)
+            source = sources.get((id(codec), change.snapshot))
+            if source is None:
+                source = sources[(id(codec), change.snapshot)] = codec.source(ts_ms, change.snapshot, chunk.offset, None)
             produce(codec.topic, codec.key(change), codec.value("r", None, change.raw_after, source, ts_ms, None))
         self.stats.events += len(chunk.changes)
 
-    def _codec(self, change: Change) -> TableCodec:
+    def _codec(self, change: Change) -> TableEncoding:
         table = change.table_def
         assert table is not None
         return self._codec_for(table)
 
-    def _codec_for(self, table: TableDef) -> TableCodec:
+    def _codec_for(self, table: TableDef) -> TableEncoding:
         key = (table.table_id, table.schema_version)
         codec = self._codecs.get(key)
         if codec is None:
             settings = self.settings
-            codec = TableCodec(settings.topic_prefix, settings.database, settings.version, table)
+            codec = self._format.table_codec(table)
             self._ensure_topic(codec.topic, settings.partitions)
             self._codecs[key] = codec
         return codec

@@ -616,7 +616,7 @@ def _configure_cdc(parser: argparse.ArgumentParser) -> None:
         help="the brokers to publish to (default: the database's own, for a kafka:// URL)",
     )
     parser.add_argument("--format", choices=("json", "avro"), default="json", help="json (Kafka Connect JSON with schemas; default) or avro")
-    parser.add_argument("--schema-registry", metavar="URL", help="with --format avro: the Confluent schema registry")
+    parser.add_argument("--schema-registry", metavar="URL", help="with --format avro: the schema registry's URL (http(s)://HOST:PORT)")
     parser.add_argument("--publisher-id", metavar="ID", help="names the transactional id (default: the topic prefix)")
     parser.add_argument("--no-snapshot", action="store_true", help="a new publisher starts without the tables' rows")
     parser.add_argument("--from-offset", type=int, metavar="N", help="with --no-snapshot: a new publisher publishes what follows offset N (-1: all history)")
@@ -631,9 +631,6 @@ def _run_cdc(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     log = logging.getLogger("offsetdb.cdc")
-    if args.format == "avro":
-        _print_error(errors.not_supported("--format avro (Avro through a schema registry)"))
-        return 1
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
@@ -661,6 +658,8 @@ def _run_cdc(args: argparse.Namespace) -> int:
             from_offset=args.from_offset,
             partitions=args.partitions,
             heartbeat_interval=args.heartbeat,
+            format=args.format,
+            schema_registry=args.schema_registry,
             on_commit=report,
             show_progress=True,
         )

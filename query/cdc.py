@@ -47,6 +47,8 @@ def publisher_for(
     heartbeat_interval: float = 5.0,
     max_batch_events: int = 20_000,
     kafka: dict[str, str] | None = None,
+    format: str = "json",
+    schema_registry: Any = None,
     on_commit: Callable[[PublisherStats], None] | None = None,
     show_progress: bool = False,
 ) -> Publisher:
@@ -54,6 +56,10 @@ def publisher_for(
 
     ``bootstrap`` defaults to the database's own brokers (a ``kafka://`` database);
     ``kafka`` holds librdkafka settings, over those of ``OFFSETDB_KAFKA_*`` variables.
+    ``format="avro"`` publishes Avro in the Confluent wire format; ``schema_registry``
+    is then the registry: a URL (``http(s)://...``; ``mock://...`` is confluent-kafka's
+    in-process registry, for tests), a confluent-kafka client configuration dict, or a
+    ``SchemaRegistryClient``.
     """
     database = conn._check_open()
     target = database.kafka
@@ -78,6 +84,8 @@ def publisher_for(
         kafka=client_settings(kafka or database.config.kafka),
         timeout=database.config.kafka_timeout,
         version=_version(),
+        format=format,
+        schema_registry=schema_registry,
     )
     progress = TerminalProgress("publishing the snapshot", unit="rows") if show_progress else None
 

@@ -182,14 +182,18 @@ def schema_id_of(message: bytes) -> int:
 
 
 class AvroEncoder:
-    """Encodes data of one schema under one subject: registered once, framed per datum."""
+    """Encodes data of one schema under one subject: registered once, framed per datum.
+
+    ``header`` is the 5-byte frame, for callers that put the datum's bytes together
+    themselves.
+    """
 
     def __init__(self, registry: SchemaRegistry, subject: str, schema: Mapping[str, Any]) -> None:
         self.subject = subject
         self.schema = dict(schema)
         self.schema_id = registry.register(subject, schema)
         self._parsed = fastavro.parse_schema(self.schema)
-        self._header = _HEADER.pack(MAGIC_BYTE, self.schema_id)
+        self._header = self.header = _HEADER.pack(MAGIC_BYTE, self.schema_id)
 
     def __call__(self, datum: Any) -> bytes:
         """The framed message of ``datum`` (dicts for records)."""

@@ -178,9 +178,12 @@ def test_bench_runs_the_kafka_engine_and_the_visibility_workload(
 def test_bench_measures_the_cdc_publisher_when_asked(tmp_path: Path) -> None:
     _, document = run_bench(tmp_path, "--only", "cdc", "--cdc-events", "3000", "--cdc-commits", "40")
     results = {(r["workload"], r["engine"]): r for r in document["results"]}
-    assert set(results) == {("cdc_throughput", "offsetdb"), ("cdc_latency", "offsetdb"), ("cdc", "sqlite3")}
-    throughput = results[("cdc_throughput", "offsetdb")]
-    assert throughput["error"] is None and throughput["check"] == 3000 and throughput["throughput"] > 0
+    assert set(results) == {
+        ("cdc_throughput", "offsetdb"), ("cdc_throughput_avro", "offsetdb"), ("cdc_latency", "offsetdb"), ("cdc", "sqlite3")
+    }  # fmt: skip
+    for workload in ("cdc_throughput", "cdc_throughput_avro"):
+        throughput = results[(workload, "offsetdb")]
+        assert throughput["error"] is None and throughput["check"] == 3000 and throughput["throughput"] > 0
     latency = results[("cdc_latency", "offsetdb")]
     assert latency["error"] is None and latency["ops"] == 40 and latency["p99_ms"] >= latency["p50_ms"] > 0
     assert results[("cdc", "sqlite3")]["skipped"]

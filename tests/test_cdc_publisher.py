@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,9 +35,22 @@ from offsetdb.query.cdc import publisher_for
 
 EPOCH = datetime.date(1970, 1, 1)
 Message = tuple[int, int, Any, Any]  # partition, offset, key payload, value payload
+Decode = Callable[[str, bytes], Any]  # (topic, message bytes) -> what a test looks at
 
 
-def read_topic(broker: Broker, topic: str, idle: float = 1.5) -> list[Message]:
+def json_key(topic: str, key: bytes) -> Any:
+    """A Connect JSON key's payload (a progress record's key is the bare publisher id)."""
+    return json.loads(key)["payload"] if key.startswith(b"{") else None
+
+
+def json_value(topic: str, value: bytes) -> Any:
+    """A Connect JSON value: ``{"schema": ..., "payload": ...}``."""
+    return json.loads(value)
+
+
+def read_topic(
+    broker: Broker, topic: str, idle: float = 1.5, decode_key: Decode = json_key, decode_value: Decode = json_value
+) -> list[Message]:
     """Every committed message of ``topic`` (ABORT markers applied), per partition in order."""
     admin = AdminClient({"bootstrap.servers": broker.bootstrap})
     partitions = len(admin.list_topics(timeout=10).topics[topic].partitions)
@@ -63,8 +77,8 @@ def read_topic(broker: Broker, topic: str, idle: float = 1.5) -> list[Message]:
             (
                 message.partition() or 0,
                 message.offset() or 0,
-                None if key is None or not key.startswith(b"{") else json.loads(key)["payload"],
-                None if value is None else json.loads(value),
+                None if key is None else decode_key(topic, key),
+                None if value is None else decode_value(topic, value),
             )
         )
     consumer.close()
@@ -284,7 +298,20 @@ def _writer(target: str, data_dir: str, stop: threading.Event, committed: list[i
         conn.close()
 
 
-def _kill_rounds(broker: Broker, tmp_path: Path, rounds: int) -> None:
+def _kill_rounds(
+    broker: Broker,
+    tmp_path: Path,
+    rounds: int,
+    avro: tuple[Path, Decode, Decode] | None = None,
+    window: tuple[float, float] = (0.5, 3.0),
+) -> None:
+    """Kill -9 the publisher (``offsetdb cdc``) ``rounds`` times under writers, then check.
+
+    Each publisher is killed at a random moment ``window`` seconds after it started.
+    ``avro``: (registry file, key decoder, value decoder): the publisher publishes Avro
+    to a ``mock://`` registry shared through that file (see shared_registry.py), and the
+    table and transaction topics are read with those decoders.
+    """
     url = f"kafka://{broker.bootstrap}/cdc{uuid.uuid4().hex[:10]}"
     conn = offsetdb.connect(url, autocommit=True, data_dir=str(tmp_path / "writer"))
     cursor = conn.cursor()
@@ -295,6 +322,11 @@ def _kill_rounds(broker: Broker, tmp_path: Path, rounds: int) -> None:
         sys.executable, "-m", "offsetdb.cli", "cdc", url, "--data-dir", str(tmp_path / "publisher"),
         "--topic-prefix", prefix, "--heartbeat", "1",
     ]  # fmt: skip
+    decoders: dict[str, Decode] = {}
+    if avro is not None:
+        registry_file, decoders["decode_key"], decoders["decode_value"] = avro
+        command[1:3] = [str(Path(__file__).with_name("shared_registry.py")), str(registry_file)]
+        command += ["--format", "avro", "--schema-registry", "mock://shared"]
     stop = threading.Event()
     committed: list[int] = []
     writer = threading.Thread(target=_writer, args=(url, str(tmp_path / "writer"), stop, committed))
@@ -303,7 +335,7 @@ def _kill_rounds(broker: Broker, tmp_path: Path, rounds: int) -> None:
     try:
         for _ in range(rounds):
             process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            time.sleep(rng.uniform(0.5, 3.0))
+            time.sleep(rng.uniform(*window))
             process.send_signal(signal.SIGKILL)
             process.wait()
         stop.set()
@@ -324,7 +356,7 @@ def _kill_rounds(broker: Broker, tmp_path: Path, rounds: int) -> None:
                 process.send_signal(signal.SIGTERM)
                 process.wait(30)
         # Every committed transaction exactly once, in commit order, with its events.
-        events = read_topic(broker, f"{prefix}.counters")
+        events = read_topic(broker, f"{prefix}.counters", **decoders)
         offsets_seen = []
         snapshot_at = -1
         for _, _, _, value in events:
@@ -339,7 +371,8 @@ def _kill_rounds(broker: Broker, tmp_path: Path, rounds: int) -> None:
         assert offsets_seen == sorted(set(offsets_seen)), "a transaction published twice or out of order"
         assert snapshot_at >= 0 and all(o > snapshot_at for o in offsets_seen)
         assert {o for o in committed if o > snapshot_at} == set(offsets_seen) and max(offsets_seen) == end
-        begins = [m[3]["payload"]["id"] for m in read_topic(broker, f"{prefix}.transaction") if m[3]["payload"]["status"] == "BEGIN"]
+        metadata = read_topic(broker, f"{prefix}.transaction", **decoders)
+        begins = [m[3]["payload"]["id"] for m in metadata if m[3]["payload"]["status"] == "BEGIN"]
         assert len(begins) == len(set(begins)) == len(offsets_seen)
         assert rebuild(events) == expected_rows(conn, "counters", ["id"])
     finally:

@@ -12,7 +12,9 @@ import json
 import uuid
 
 import pytest
+from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
+from confluent_kafka.schema_registry.error import SchemaRegistryError
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from offsetdb import errors
@@ -20,11 +22,13 @@ from offsetdb.schemas.confluent import (
     AvroDecoder,
     AvroEncoder,
     SchemaRegistry,
+    SchemaRejected,
     registry_client,
     schema_id_of,
     value_subject,
 )
 
+MockRegistry = type(SchemaRegistryClient.new_client({"url": "mock://probe"}))
 ORDER = {
     "type": "record",
     "name": "Order",
@@ -104,3 +108,24 @@ def test_bad_messages_are_refused_with_22P03_naming_the_problem() -> None:
 def test_a_registry_url_must_name_a_scheme() -> None:
     with pytest.raises(errors.InterfaceError, match="must start with http://, https:// or mock://"):
         registry_client("localhost:8081")
+
+
+class RefusingRegistry(MockRegistry):
+    """The mock registry, answering registrations as a registry does that refuses them."""
+
+    def __init__(self, failure: Exception) -> None:
+        super().__init__({"url": "mock://refusing"})
+        self.failure = failure
+
+    def register_schema_full_response(self, *args: object, **kwargs: object) -> object:
+        raise self.failure
+
+
+def test_a_refused_schema_is_55000_and_an_unreachable_registry_08006_naming_the_subject() -> None:
+    incompatible = SchemaRegistryError(409, 409, "Schema being registered is incompatible with an earlier schema")
+    with pytest.raises(SchemaRejected, match="registering a schema under subject shop.t-value") as refused:
+        AvroEncoder(SchemaRegistry(RefusingRegistry(incompatible)), "shop.t-value", ORDER)
+    assert refused.value.sqlstate == "55000" and "incompatible" in str(refused.value)
+    with pytest.raises(errors.ConnectionFailure, match="could not be reached to register subject shop.t-value") as down:
+        AvroEncoder(SchemaRegistry(RefusingRegistry(ConnectionRefusedError(111, "Connection refused"))), "shop.t-value", ORDER)
+    assert down.value.sqlstate == "08006"
