@@ -276,6 +276,12 @@ class Publisher:
                 except (KafkaException, errors.ConnectionFailure) as e:
                     self._recover(e)
                     stop.wait(1.0)
+                except SystemError as e:
+                    # confluent-kafka can leave a pending C error behind a delivery
+                    # callback of a producer that has just been fenced, and it surfaces as
+                    # SystemError from the next call. Ask the producer what is wrong.
+                    self._recover(self._diagnose(e))
+                    stop.wait(1.0)
         finally:
             self.close()
 
@@ -571,6 +577,24 @@ class Publisher:
         self.stats.resolved = resolved if resolved is not None else self.stats.resolved
         if self._on_commit is not None:
             self._on_commit(self.stats)
+
+    def _diagnose(self, error: SystemError) -> Exception:
+        """The KafkaException behind a SystemError from confluent-kafka, if there is one.
+
+        Aborting the open transaction raises the producer's real state (fenced, or a
+        broker failure); if it succeeds, the SystemError stands and the batch restarts.
+        """
+        producer = self._producer
+        if producer is None:
+            return error
+        try:
+            producer.abort_transaction(self.settings.timeout)
+        except KafkaException as e:
+            return e
+        except Exception:  # noqa: BLE001 - only a diagnosis; the SystemError is reported
+            return error
+        self._in_transaction = False
+        return error
 
     def _recover(self, error: Exception) -> None:
         """A broker call failed: drop the batch and the producer, to start over.
